@@ -1,0 +1,1 @@
+"""Training entry points (`zoo-train`, `zoo-validate`); installed as `zoo.train`."""

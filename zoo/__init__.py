@@ -1,0 +1,10 @@
+"""zoo: a timm-native model zoo of efficient token-mixing vision backbones.
+
+    import zoo                                   # registers every zoo model with timm
+    model = timm.create_model("ravlt_t")         # or zoo.create_model(...) for name suggestions
+"""
+from . import models  # noqa: F401  (registers the architectures)
+from .factory import UnknownModelError, create_model, list_models
+
+__version__ = "0.1.0"
+__all__ = ["create_model", "list_models", "UnknownModelError", "__version__"]

@@ -1,0 +1,100 @@
+"""Helpers every family's `checkpoint_filter_fn` is built from.
+
+An official checkpoint arrives wrapped (`{'model': ...}`, `{'state_dict': ...}`),
+with `module.` (DDP) or `backbone.` (mmdet / mmseg) prefixes and official key
+names. A filter unwraps it, renames keys by a readable list of rules, and
+ends with `check_state_dict`, which fails with the list of missing,
+unexpected and mis-shaped keys instead of letting a partial load through.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+# Official training scripts save {'model': ..., 'optimizer': ..., 'args': ...};
+# mmcv saves {'state_dict': ..., 'meta': ...}.
+WRAPPER_KEYS = ("state_dict", "model")
+
+# A rule: (pattern, replacement); the replacement is a string for re.sub or a
+# function of the match. A replacement of None drops the key.
+Rule = tuple[str, "str | Callable[[re.Match], str] | None"]
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint whose keys or shapes do not fit the model."""
+
+
+def unwrap_state_dict(checkpoint: Mapping, wrapper_keys: Sequence[str] = WRAPPER_KEYS) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a training checkpoint (already-bare dicts pass through)."""
+    while isinstance(checkpoint, Mapping):
+        inner = next((checkpoint[k] for k in wrapper_keys if isinstance(checkpoint.get(k), Mapping)), None)
+        if inner is None:
+            break
+        checkpoint = inner
+    tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointMismatchError(
+            f"no tensors found in the checkpoint (top-level keys: {sorted(checkpoint)[:10]}); "
+            f"expected a state dict, optionally wrapped in one of {list(wrapper_keys)}")
+    return tensors
+
+
+def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Remove each prefix (e.g. 'module.', 'backbone.') wherever a key starts with it."""
+    prefixes = tuple(prefixes)
+    out = {}
+    for key, value in state_dict.items():
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def rename_keys(state_dict: Mapping[str, torch.Tensor], rules: Sequence[Rule]) -> dict[str, torch.Tensor]:
+    """Apply the rules in order to every key; a rule whose replacement is None drops the key."""
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in rules:
+            if repl is None:
+                if re.search(pattern, key):
+                    key = None
+                    break
+            else:
+                key = re.sub(pattern, repl, key)
+        if key is not None:
+            out[key] = value
+    return out
+
+
+def check_state_dict(
+        state_dict: Mapping[str, torch.Tensor],
+        model: nn.Module,
+        classifier: str | Sequence[str] = (),
+) -> dict[str, torch.Tensor]:
+    """Fail with a readable list unless state_dict fits model exactly.
+
+    Classifier keys (`classifier` prefixes) may differ in shape or be absent:
+    timm's loader drops them when `num_classes` differs from the checkpoint's.
+    """
+    classifier = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+    is_classifier = lambda k: any(k.startswith(c + ".") for c in classifier)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict and not is_classifier(k)]
+    unexpected = [k for k in state_dict if k not in expected and not is_classifier(k)]
+    mis_shaped = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape and not is_classifier(k)]
+    if missing or unexpected or mis_shaped:
+        name = getattr(getattr(model, "pretrained_cfg", None) or {}, "get", lambda *_: None)("architecture")
+        lines = [f"checkpoint does not fit {name or type(model).__name__}:"]
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
+            if keys:
+                shown = "\n    ".join(keys[:20]) + (f"\n    ... and {len(keys) - 20} more" if len(keys) > 20 else "")
+                lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")
+        raise CheckpointMismatchError("\n".join(lines))
+    return dict(state_dict)
