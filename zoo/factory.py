@@ -16,18 +16,10 @@ class UnknownModelError(ValueError):
 
 def list_models(pattern: str = "*") -> list[str]:
     """The names the zoo registers (a subset of `timm.list_models()`)."""
-    family_modules = [m.__name__.rsplit(".", 1)[-1] for m in _family_modules()]
     names = set()
-    for module in family_modules:
-        names.update(timm.list_models(pattern, module=module))
+    for family in _models.FAMILIES:
+        names.update(timm.list_models(pattern, module=family))
     return sorted(names)
-
-
-def _family_modules():
-    import pkgutil
-    import importlib
-    return [importlib.import_module(f"{_models.__name__}.{info.name}")
-            for info in pkgutil.iter_modules(_models.__path__) if not info.name.startswith("_")]
 
 
 def create_model(model_name: str, **kwargs: Any) -> nn.Module:

@@ -1,0 +1,34 @@
+"""The rows of the contract suite: one `ModelRow` per registered zoo model.
+
+Each family adds `tests/rows/<family>.py` with a module-level `ROWS` list;
+this package collects them all, and `test_contract.py` runs every check on
+every row (and fails if a registered zoo model has no row).
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    name: str
+    params: int                                   # exact count from the spec (default constructor, 1000 classes)
+    input_size: tuple[int, int, int] = (3, 32, 32)  # smallest valid input: the forward checks run here
+    create_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. img_size for fixed-size models
+    bad_input_size: Optional[tuple[int, int]] = None  # a spatial size the model must reject with ValueError
+    global_pools: tuple[str, ...] = ("avg", "max")  # pool types `global_pool=` accepts
+    batch_independent: bool = True                # eval output of an image does not depend on its batch
+    not_applicable: dict[str, str] = field(default_factory=dict)  # check name -> why it does not apply
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def all_rows() -> list[ModelRow]:
+    rows = []
+    for info in pkgutil.iter_modules(__path__):
+        rows += importlib.import_module(f"{__name__}.{info.name}").ROWS
+    return sorted(rows, key=lambda r: r.name)

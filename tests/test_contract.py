@@ -1,0 +1,243 @@
+"""The contract every registered zoo model keeps: timm's model API, exact size, clear errors.
+
+Rows live in tests/rows/<family>.py. A check that cannot apply to a model is
+listed, with its reason, in the row's `not_applicable` (and so documented).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import math
+
+import pytest
+import timm
+import torch
+
+import zoo
+from rows import ModelRow, all_rows
+
+BATCH = 2
+
+
+def _params(rows: list[ModelRow]) -> list:
+    # One xdist group per model: with `--dist loadgroup` a worker runs all of a
+    # model's checks and builds it once (see `cached`).
+    return [pytest.param(r, id=r.name, marks=pytest.mark.xdist_group(r.name)) for r in rows]
+
+
+ALL_ROWS = all_rows()
+ROW_BY_NAME = {r.name: r for r in ALL_ROWS}
+ROWS = _params(ALL_ROWS)
+
+
+def applies(row: ModelRow, check: str) -> None:
+    if check in row.not_applicable:
+        pytest.skip(f"{check} does not apply to {row.name}: {row.not_applicable[check]}")
+
+
+def build(row: ModelRow, **kwargs) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return zoo.create_model(row.name, **{"drop_path_rate": 0.0, **row.create_kwargs, **kwargs})
+
+
+def _cached(row: ModelRow) -> torch.nn.Module:
+    return _cached_by_name(row.name)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_by_name(name: str) -> torch.nn.Module:
+    return build(ROW_BY_NAME[name]).eval()
+
+
+def cached(row: ModelRow) -> torch.nn.Module:
+    """The row's default model in eval mode, built once; deep-copied for checks that change it."""
+    return copy.deepcopy(_cached(row))
+
+
+def on_meta(row: ModelRow) -> torch.nn.Module:
+    return _on_meta_by_name(row.name)
+
+
+@functools.lru_cache(maxsize=1)
+def _on_meta_by_name(name: str) -> torch.nn.Module:
+    with torch.device("meta"):
+        return zoo.create_model(name, **ROW_BY_NAME[name].create_kwargs)
+
+
+def image(row: ModelRow, batch: int = BATCH, channels: int | None = None) -> torch.Tensor:
+    c, h, w = row.input_size
+    return torch.randn(batch, channels or c, h, w, generator=torch.Generator().manual_seed(1))
+
+
+def test_every_registered_model_has_a_row():
+    assert sorted(zoo.list_models()) == sorted(r.name for r in ALL_ROWS)
+
+
+def test_no_zoo_name_shadows_a_timm_model():
+    # timm's registry before and after `import zoo`, in a clean interpreter.
+    import subprocess
+    import sys
+    script = ("import timm; before = set(timm.list_models()); import zoo; "
+              "print(sorted(before & set(zoo.list_models())))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_exact_parameter_count(row):
+    model = on_meta(row)
+    assert sum(p.numel() for p in model.parameters()) == row.params
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_pretrained_cfg(row):
+    model = on_meta(row)
+    cfg = model.pretrained_cfg
+    assert cfg["architecture"] == row.name
+    for field in ("input_size", "mean", "std", "crop_pct", "interpolation", "num_classes", "license",
+                  "first_conv", "classifier", "origin_url"):
+        assert cfg.get(field) is not None, f"pretrained_cfg of {row.name} lacks {field}"
+    assert cfg.get("paper_ids") or cfg.get("paper_name")
+    assert any(cfg.get(k) for k in ("hf_hub_id", "url", "file")), "no source for the official weights"
+    modules = dict(model.named_modules())
+    assert cfg["first_conv"] in modules, f"first_conv {cfg['first_conv']!r} is not a module"
+    classifiers = [cfg["classifier"]] if isinstance(cfg["classifier"], str) else cfg["classifier"]
+    assert all(c in modules for c in classifiers), f"classifier {cfg['classifier']!r} is not a module"
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_forward_backward(row):
+    model = cached(row).train()
+    out = model(image(row))
+    assert out.shape == (BATCH, model.num_classes)
+    out.logsumexp(-1).mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad, f"parameters that receive no gradient: {no_grad[:10]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_num_classes_and_in_chans(row):
+    applies(row, "in_chans")
+    model = build(row, num_classes=7, in_chans=1).eval()
+    with torch.no_grad():
+        assert model(image(row, channels=1)).shape == (BATCH, 7)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_global_pool(row):
+    for pool in row.global_pools:
+        model = build(row, global_pool=pool).eval()
+        with torch.no_grad():
+            assert model(image(row)).shape == (BATCH, 1000), pool
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_forward_features_and_head(row):
+    model = _cached(row)
+    x = image(row)
+    with torch.no_grad():
+        logits = model(x)
+        features = model.forward_features(x)
+        torch.testing.assert_close(model.forward_head(features), logits)
+        pre_logits = model.forward_head(features, pre_logits=True)
+    assert pre_logits.shape == (BATCH, model.head_hidden_size)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_reset_classifier(row):
+    model = cached(row)
+    x = image(row)
+    with torch.no_grad():
+        pre_logits = model.forward_head(model.forward_features(x), pre_logits=True)
+        model.reset_classifier(5)
+        assert model(x).shape == (BATCH, 5)
+        assert model.num_classes == 5
+        assert model.get_classifier() is not None
+        model.reset_classifier(0)
+        torch.testing.assert_close(model(x), pre_logits)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_features_only(row):
+    applies(row, "features_only")
+    c, h, w = row.input_size
+    model = build(row, features_only=True).eval()
+    with torch.no_grad():
+        features = model(image(row))
+    info = model.feature_info
+    assert len(features) == len(info.channels()) > 0
+    for feature, channels, reduction in zip(features, info.channels(), info.reduction()):
+        assert feature.shape[:2] == (BATCH, channels)
+        assert feature.shape[-2:] == (math.ceil(h / reduction), math.ceil(w / reduction))
+    # A subset of stages, in order.
+    last_two = list(range(len(features)))[-2:]
+    subset = build(row, features_only=True, out_indices=last_two).eval()
+    assert subset.feature_info.channels() == [info.channels()[i] for i in last_two]
+    with torch.no_grad():
+        assert [f.shape for f in subset(image(row))] == [features[i].shape for i in last_two]
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_forward_intermediates(row):
+    applies(row, "features_only")
+    model = _cached(row)
+    x = image(row)
+    with torch.no_grad():
+        final, intermediates = model.forward_intermediates(x)
+        torch.testing.assert_close(final, model.forward_features(x))
+        assert [f.shape[1] for f in intermediates] == [i["num_chs"] for i in model.feature_info]
+        last = model.forward_intermediates(x, indices=1, intermediates_only=True)
+    assert len(last) == 1
+    torch.testing.assert_close(last[0], intermediates[-1])
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_grad_checkpointing_changes_nothing(row):
+    applies(row, "grad_checkpointing")
+    x = image(row)
+    results = []
+    for enable in (False, True):
+        model = cached(row).train()
+        model.set_grad_checkpointing(enable)
+        out = model(x)
+        out.square().mean().backward()
+        results.append((out.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+    (out_plain, grads_plain), (out_ckpt, grads_ckpt) = results
+    torch.testing.assert_close(out_ckpt, out_plain)
+    assert grads_ckpt.keys() == grads_plain.keys()
+    for name in grads_plain:
+        torch.testing.assert_close(grads_ckpt[name], grads_plain[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_group_matcher_covers_every_parameter(row):
+    from timm.models import group_parameters
+    model = on_meta(row)
+    groups = group_parameters(model, model.group_matcher(coarse=False))
+    grouped = {n for names in groups.values() for n in names}
+    assert grouped == {n for n, _ in model.named_parameters()}
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_wrong_channel_count_is_a_clear_error(row):
+    model = _cached(row)
+    c = row.input_size[0]
+    with pytest.raises(ValueError, match=rf"\(B, {c}, H, W\)"):
+        model(image(row, channels=c + 1))
+
+
+@pytest.mark.parametrize("row", _params([r for r in ALL_ROWS if r.bad_input_size]))
+def test_unsupported_size_is_a_clear_error(row):
+    model = _cached(row)
+    c = row.input_size[0]
+    with pytest.raises(ValueError, match=r"\d+x\d+"):
+        model(torch.randn(1, c, *row.bad_input_size))
+
+
+@pytest.mark.parametrize("row", _params([r for r in ALL_ROWS if r.batch_independent]))
+def test_eval_output_does_not_depend_on_batch(row):
+    model = _cached(row)
+    x = image(row, batch=3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x[1:2]), model(x)[1:2], atol=1e-5, rtol=1e-5)
