@@ -1,7 +1,8 @@
 """The contract every registered zoo model keeps: timm's model API, exact size, clear errors.
 
 Rows live in tests/rows/<family>.py. A check that cannot apply to a model is
-listed, with its reason, in the row's `not_applicable` (and so documented).
+listed, with its reason, in the row's `not_applicable` under the test's name
+without the `test_` prefix (e.g. "features_only"), and so is documented.
 """
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ def test_exact_parameter_count(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_pretrained_cfg(row):
+    applies(row, "pretrained_cfg")
     model = on_meta(row)
     cfg = model.pretrained_cfg
     assert cfg["architecture"] == row.name
@@ -107,6 +109,7 @@ def test_pretrained_cfg(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_forward_backward(row):
+    applies(row, "forward_backward")
     model = cached(row).train()
     out = model(image(row))
     assert out.shape == (BATCH, model.num_classes)
@@ -118,7 +121,7 @@ def test_forward_backward(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_num_classes_and_in_chans(row):
-    applies(row, "in_chans")
+    applies(row, "num_classes_and_in_chans")
     model = build(row, num_classes=7, in_chans=1).eval()
     with torch.no_grad():
         assert model(image(row, channels=1)).shape == (BATCH, 7)
@@ -126,6 +129,7 @@ def test_num_classes_and_in_chans(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_global_pool(row):
+    applies(row, "global_pool")
     for pool in row.global_pools:
         model = build(row, global_pool=pool).eval()
         with torch.no_grad():
@@ -134,6 +138,7 @@ def test_global_pool(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_forward_features_and_head(row):
+    applies(row, "forward_features_and_head")
     model = _cached(row)
     x = image(row)
     with torch.no_grad():
@@ -146,6 +151,7 @@ def test_forward_features_and_head(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_reset_classifier(row):
+    applies(row, "reset_classifier")
     model = cached(row)
     x = image(row)
     with torch.no_grad():
@@ -180,7 +186,7 @@ def test_features_only(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_forward_intermediates(row):
-    applies(row, "features_only")
+    applies(row, "forward_intermediates")
     model = _cached(row)
     x = image(row)
     with torch.no_grad():
@@ -194,7 +200,7 @@ def test_forward_intermediates(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_grad_checkpointing_changes_nothing(row):
-    applies(row, "grad_checkpointing")
+    applies(row, "grad_checkpointing_changes_nothing")
     x = image(row)
     results = []
     for enable in (False, True):
@@ -212,6 +218,7 @@ def test_grad_checkpointing_changes_nothing(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_group_matcher_covers_every_parameter(row):
+    applies(row, "group_matcher_covers_every_parameter")
     from timm.models import group_parameters
     model = on_meta(row)
     groups = group_parameters(model, model.group_matcher(coarse=False))
@@ -221,6 +228,7 @@ def test_group_matcher_covers_every_parameter(row):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_wrong_channel_count_is_a_clear_error(row):
+    applies(row, "wrong_channel_count_is_a_clear_error")
     model = _cached(row)
     c = row.input_size[0]
     with pytest.raises(ValueError, match=rf"\(B, {c}, H, W\)"):
@@ -229,6 +237,7 @@ def test_wrong_channel_count_is_a_clear_error(row):
 
 @pytest.mark.parametrize("row", _params([r for r in ALL_ROWS if r.bad_input_size]))
 def test_unsupported_size_is_a_clear_error(row):
+    applies(row, "unsupported_size_is_a_clear_error")
     model = _cached(row)
     c = row.input_size[0]
     with pytest.raises(ValueError, match=r"\d+x\d+"):
@@ -237,6 +246,7 @@ def test_unsupported_size_is_a_clear_error(row):
 
 @pytest.mark.parametrize("row", _params([r for r in ALL_ROWS if r.batch_independent]))
 def test_eval_output_does_not_depend_on_batch(row):
+    applies(row, "eval_output_does_not_depend_on_batch")
     model = _cached(row)
     x = image(row, batch=3)
     with torch.no_grad():

@@ -16,10 +16,11 @@ class UnknownModelError(ValueError):
 
 def list_models(pattern: str = "*") -> list[str]:
     """The names the zoo registers (a subset of `timm.list_models()`)."""
-    names = set()
-    for family in _models.FAMILIES:
-        names.update(timm.list_models(pattern, module=family))
-    return sorted(names)
+    # Filter by where the entrypoint lives: a family file may share its short
+    # module name with one of timm's (timm keys its module index by short name).
+    return sorted(
+        name for family in _models.FAMILIES for name in timm.list_models(pattern, module=family)
+        if timm.models.model_entrypoint(name).__module__.startswith(f"{_models.__name__}."))
 
 
 def create_model(model_name: str, **kwargs: Any) -> nn.Module:
