@@ -1,0 +1,147 @@
+"""Checkpoints that survive being killed at any instant.
+
+A checkpoint is a directory `checkpoints/step-<optimizer steps>/` holding
+`model.safetensors`, `ema.safetensors` (if EMA is on) and `state.pt` (the
+training state: optimizer, scheduler, scaler, epoch and position in it, RNG
+states of every rank, metrics, config). It is written into a temporary
+directory and renamed into place, so a directory with a final name is always
+complete; `find_latest` still verifies the files and falls back to older
+checkpoints if the newest one is unreadable. `state.pt` only holds tensors and
+plain Python values and is loaded with `torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_model, save_model
+
+MODEL_FILE = "model.safetensors"
+EMA_FILE = "ema.safetensors"
+STATE_FILE = "state.pt"
+_NAME = re.compile(r"^step-(\d+)$")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+        ckpt_root: Path, step: int, model: torch.nn.Module, ema: Optional[torch.nn.Module],
+        state: dict[str, Any], keep: int = 2) -> Path:
+    """Atomically write checkpoint `step` under `ckpt_root`; keep the `keep` newest ones."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"step-{step:09d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:09d}-", dir=ckpt_root))
+    try:
+        save_model(model, str(tmp / MODEL_FILE))
+        if ema is not None:
+            save_model(ema, str(tmp / EMA_FILE))
+        with open(tmp / STATE_FILE, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        if final.exists():  # the same step saved again (e.g. a re-run after a resume): replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(ckpt_root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(ckpt_root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Checkpoint directories, oldest first (temporary ones excluded)."""
+    if not ckpt_root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_root.iterdir() if p.is_dir() and (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def is_valid(path: Path) -> bool:
+    """All files present and readable (a checkpoint cut short by a crash is not)."""
+    try:
+        with safe_open(str(path / MODEL_FILE), framework="pt") as f:
+            f.keys()
+        state = load_state(path)
+        if state.get("has_ema"):
+            with safe_open(str(path / EMA_FILE), framework="pt") as f:
+                f.keys()
+        return True
+    except Exception:  # any unreadable file makes the checkpoint invalid
+        return False
+
+
+def find_latest(ckpt_root: Path) -> Optional[Path]:
+    for path in reversed(list_checkpoints(ckpt_root)):
+        if is_valid(path):
+            return path
+    return None
+
+
+def resolve_resume(resume: str, ckpt_root: Path) -> Optional[Path]:
+    """'auto': newest valid checkpoint under ckpt_root or None; '': None; else that path."""
+    if not resume:
+        return None
+    if resume == "auto":
+        return find_latest(ckpt_root)
+    path = Path(resume)
+    if path.is_dir() and not (path / STATE_FILE).exists():  # a run's checkpoints/ folder
+        path = find_latest(path)
+    if path is None or not is_valid(path):
+        raise FileNotFoundError(f"resume={resume!r}: no valid checkpoint there")
+    return path
+
+
+def load_weights(model: torch.nn.Module, path: Path, ema: bool = False) -> None:
+    """Load weights from a checkpoint directory or a .safetensors file."""
+    path = Path(path)
+    file = path if path.is_file() else path / (EMA_FILE if ema else MODEL_FILE)
+    missing, unexpected = load_model(model, str(file), strict=True)
+
+
+# RNG states as tensors and plain values (loadable with weights_only=True).
+def capture_rng() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])

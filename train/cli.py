@@ -1,0 +1,42 @@
+"""Console entry points: `zoo-train` (Hydra app) and `zoo-validate`."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from .overrides import UnknownKeyError, check_overrides
+from .schema import register_configs
+
+register_configs()
+
+
+@hydra.main(config_path="pkg://zoo.configs", config_name="train", version_base="1.3")
+def _hydra_train(cfg: DictConfig) -> Optional[float]:
+    from .trainer import run  # heavy imports only once Hydra has parsed the command line
+
+    summary = run(cfg, output_dir=HydraConfig.get().runtime.output_dir)
+    top1 = summary.get("final_top1")
+    return float(top1) if top1 is not None else None  # the sweep's objective (e.g. for Optuna)
+
+
+def train_main() -> None:
+    """`zoo-train [overrides]`: see configs/train.yaml; `zoo-train --cfg job` prints the config."""
+    try:
+        check_overrides(sys.argv[1:])
+    except UnknownKeyError as err:
+        print(f"zoo-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    logging.getLogger("zoo.train").setLevel(logging.INFO)
+    _hydra_train()
+
+
+def validate_main(argv: Optional[list[str]] = None) -> None:
+    """`zoo-validate --model NAME (--pretrained | --checkpoint PATH) --data DIR`."""
+    from .validate import main
+
+    sys.exit(main(argv))

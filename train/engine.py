@@ -1,0 +1,123 @@
+"""Model, optimizer and schedule construction, and evaluation."""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Optional
+
+import timm
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig, OmegaConf
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+
+from .distributed import DistInfo, all_reduce_sum
+
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def preprocessing_cfg(data_cfg: DictConfig) -> dict[str, Any]:
+    """The eval preprocessing of a run, stored as the model's pretrained_cfg (read back by zoo-validate)."""
+    return dict(input_size=(3, data_cfg.img_size, data_cfg.img_size), crop_pct=data_cfg.crop_pct,
+                interpolation=data_cfg.interpolation, mean=tuple(data_cfg.mean), std=tuple(data_cfg.std))
+
+
+def create_model(model_cfg: DictConfig | dict, num_classes: int,
+                 overlay: Optional[dict[str, Any]] = None) -> nn.Module:
+    """timm.create_model with the zoo's architectures registered."""
+    import zoo  # noqa: F401  (registers the zoo's models with timm)
+
+    mc = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
+    overlay = {**(overlay or {}), "num_classes": num_classes}
+    # timm drops the None-valued arguments, so an unset drop rate keeps the model's own default.
+    return timm.create_model(
+        mc["name"], pretrained=mc.get("pretrained", False), num_classes=num_classes,
+        drop_rate=mc.get("drop_rate"), drop_path_rate=mc.get("drop_path_rate"),
+        pretrained_cfg_overlay=overlay, **(mc.get("kwargs") or {}))
+
+
+def global_batch_size(cfg: DictConfig, info: DistInfo) -> int:
+    return cfg.data.batch_size * info.world_size * cfg.accum_steps
+
+
+def scaled_lr(cfg: DictConfig, info: DistInfo) -> float:
+    """The papers' linear scaling rule: base_lr * global_batch / lr_base_size, unless lr is given."""
+    if cfg.optim.lr is not None:
+        return float(cfg.optim.lr)
+    return cfg.optim.base_lr * global_batch_size(cfg, info) / cfg.optim.lr_base_size
+
+
+def ema_decay(cfg: DictConfig, info: DistInfo) -> float:
+    if not cfg.ema.scale_with_batch:
+        return float(cfg.ema.decay)
+    return float(cfg.ema.decay) ** (global_batch_size(cfg, info) / 512)
+
+
+def create_optimizer(model: nn.Module, cfg: DictConfig, lr: float) -> torch.optim.Optimizer:
+    o = cfg.optim
+    extra: dict[str, Any] = {}
+    if o.eps is not None:
+        extra["eps"] = o.eps
+    if o.betas is not None and o.opt.lower().endswith(("adam", "adamw", "lamb", "nadam", "radam", "adan", "lion")):
+        extra["betas"] = tuple(o.betas)
+    return create_optimizer_v2(
+        model, opt=o.opt, lr=lr, weight_decay=o.weight_decay, momentum=o.momentum,
+        filter_bias_and_bn=o.filter_bias_and_bn, layer_decay=o.layer_decay, **extra)
+
+
+def create_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, updates_per_epoch: int) -> tuple[Any, int]:
+    s = cfg.sched
+    return create_scheduler_v2(
+        optimizer, sched=s.sched, num_epochs=s.epochs, decay_epochs=s.decay_epochs, decay_rate=s.decay_rate,
+        cooldown_epochs=s.cooldown_epochs, min_lr=s.min_lr, warmup_lr=s.warmup_lr,
+        warmup_epochs=s.warmup_epochs, step_on_epochs=s.step_on_epochs, updates_per_epoch=updates_per_epoch)
+
+
+def create_criterion(cfg: DictConfig, mixup_active: bool) -> nn.Module:
+    # As DeiT: label smoothing lives inside Mixup's soft targets when Mixup/CutMix is on.
+    if mixup_active:
+        return SoftTargetCrossEntropy()
+    if cfg.aug.smoothing > 0:
+        return LabelSmoothingCrossEntropy(smoothing=cfg.aug.smoothing)
+    return nn.CrossEntropyLoss()
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def updates_per_epoch(batches: int, accum_steps: int) -> int:
+    return math.ceil(batches / accum_steps)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Any, info: DistInfo, precision: str,
+             channels_last: bool = False) -> dict[str, float]:
+    """Top-1 / top-5 accuracy (%) and loss over the whole validation set, summed over ranks."""
+    model.eval()
+    totals = torch.zeros(4, dtype=torch.float64, device=info.device)  # correct@1, correct@5, loss, count
+    for images, targets in loader:
+        images = images.to(info.device, non_blocking=True)
+        targets = targets.to(info.device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(info.device, precision):
+            logits = model(images)
+        logits = logits.float()
+        k = min(5, logits.shape[-1])
+        hits = logits.topk(k, dim=-1).indices.eq(targets[:, None])
+        totals += torch.stack([
+            hits[:, 0].sum(), hits.any(dim=-1).sum(),
+            nn.functional.cross_entropy(logits, targets, reduction="sum"),
+            torch.tensor(targets.numel(), device=info.device)]).double()
+    all_reduce_sum(totals, info)
+    count = max(totals[3].item(), 1.0)
+    return {"top1": 100 * totals[0].item() / count, "top5": 100 * totals[1].item() / count,
+            "loss": totals[2].item() / count}

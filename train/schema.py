@@ -1,0 +1,150 @@
+"""Structured-config schemas: every key `zoo-train` accepts, with its type.
+
+The YAML files in `configs/` fill these dataclasses in; because the primary
+config starts from `TrainConfig`, a key that is not declared here is an error
+(OmegaConf struct mode) instead of a silently ignored setting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ravlt_t"                 # any timm-registered model (zoo models included)
+    pretrained: bool = False
+    init_checkpoint: Optional[str] = None  # weights (.safetensors or a checkpoint dir) to start from
+    num_classes: Optional[int] = None     # None: the dataset's number of classes
+    drop_rate: Optional[float] = None     # None: the model's own default
+    drop_path_rate: Optional[float] = None
+    kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments
+    sync_bn: bool = False                 # convert BatchNorm to SyncBatchNorm under DDP on CUDA
+    channels_last: bool = False
+    compile: bool = False                 # torch.compile the model
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class DataConfig:
+    # timm dataset name: "" (image folder / tar), "wds/...", "hfds/...", "hfids/...", "tfds/...", "torch/..."
+    name: str = ""
+    root: Optional[str] = None            # None: the embedded scikit-learn digits dataset
+    train_split: str = "train"
+    val_split: str = "validation"
+    num_classes: Optional[int] = None     # needed for streaming datasets; folders count their classes
+    class_map: str = ""
+    download: bool = False
+    img_size: int = 224
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    batch_size: int = 128                 # per process (per GPU)
+    val_batch_size: Optional[int] = None  # None: same as batch_size
+    workers: int = 8
+    pin_memory: bool = True
+
+
+@dataclass
+class AugConfig:
+    auto_augment: Optional[str] = None    # e.g. "rand-m9-mstd0.5-inc1" (RandAugment)
+    color_jitter: Optional[float] = None
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    hflip: float = 0.5
+    train_interpolation: str = "bicubic"
+    reprob: float = 0.0                   # random erasing probability
+    remode: str = "pixel"
+    recount: int = 1
+    mixup: float = 0.0                    # Mixup alpha (0: off)
+    cutmix: float = 0.0                   # CutMix alpha (0: off)
+    cutmix_minmax: Optional[list[float]] = None
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    mixup_mode: str = "batch"
+    smoothing: float = 0.0                # label smoothing
+    repeated_aug: int = 0                 # repeats per sample (DeiT RASampler); 0 or 1: off
+
+
+@dataclass
+class OptimConfig:
+    opt: str = "adamw"                    # any timm.optim name
+    lr: Optional[float] = None            # absolute lr; None: base_lr * global_batch / lr_base_size
+    base_lr: float = 5e-4
+    lr_base_size: int = 512
+    weight_decay: float = 0.05
+    eps: Optional[float] = 1e-8
+    betas: Optional[list[float]] = field(default_factory=lambda: [0.9, 0.999])
+    momentum: float = 0.9
+    layer_decay: Optional[float] = None
+    # timm: no weight decay on parameters with ndim <= 1 (norms, biases) nor the model's no_weight_decay()
+    filter_bias_and_bn: bool = True
+    clip_grad: Optional[float] = None
+    clip_mode: str = "norm"
+
+
+@dataclass
+class SchedConfig:
+    sched: str = "cosine"                 # any timm.scheduler name
+    epochs: int = 300
+    warmup_epochs: int = 5
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-5
+    cooldown_epochs: int = 0
+    decay_epochs: float = 90
+    decay_rate: float = 0.1
+    step_on_epochs: bool = True           # False: update the lr every optimizer step
+
+
+@dataclass
+class EmaConfig:
+    enabled: bool = False
+    decay: float = 0.99996
+    # DeiT-style recipes define the decay for a global batch of 512: use decay ** (global_batch / 512)
+    scale_with_batch: bool = True
+    warmup: bool = False
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: int = 0                  # optimizer steps between mid-epoch checkpoints (0: off)
+    every_minutes: float = 30.0           # wall-clock interval for mid-epoch checkpoints (0: off)
+    keep: int = 2                         # how many checkpoints to keep (the newest ones)
+
+
+@dataclass
+class DebugConfig:
+    max_steps_per_epoch: Optional[int] = None  # cut epochs short (smoke tests)
+    step_delay_s: float = 0.0                  # sleep after each step (preemption tests)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    debug: DebugConfig = field(default_factory=DebugConfig)
+    name: str = "default"                 # run name; the output dir is <output_root>/<name>
+    output_root: str = "outputs"
+    output_dir: Optional[str] = None      # None: Hydra's run dir
+    resume: str = "auto"                  # "auto": newest valid checkpoint in the output dir; "": none; or a path
+    precision: str = "bf16"               # "bf16" | "fp16" (with a GradScaler) | "fp32"
+    accum_steps: int = 1                  # gradient accumulation
+    seed: int = 0
+    device: str = "auto"                  # "auto" | "cpu" | "cuda" | "cuda:N"
+    eval_every_epochs: int = 1
+    log_every_steps: int = 50
+    progress: bool = True                 # progress bar with throughput and ETA (rank 0)
+    tensorboard: bool = True              # skipped with a note if tensorboard is not installed
+
+
+def register_configs() -> None:
+    """Register the schema so `configs/train.yaml` can start from it."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)

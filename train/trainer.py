@@ -1,0 +1,263 @@
+"""The training run: setup, resume, the epoch loop, checkpoints, the final summary."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from omegaconf import DictConfig, OmegaConf
+from timm.utils import ModelEmaV3, dispatch_clip_grad
+
+from . import checkpoint as ckpt
+from .data import build_train_data, build_val_loader
+from .distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, seed_everything
+from .engine import (autocast, create_criterion, create_model, create_optimizer, create_scheduler, ema_decay,
+                     evaluate, global_batch_size, preprocessing_cfg, scaled_lr, updates_per_epoch)
+from .reporting import MetricsWriter, Progress, format_duration, write_summary
+
+log = logging.getLogger("zoo.train")
+
+
+def run(cfg: DictConfig, output_dir: Optional[str] = None) -> dict[str, Any]:
+    """Train as `cfg` says; return the summary (also written to <output_dir>/summary.json)."""
+    info = init_distributed(cfg.device)
+    try:
+        return Trainer(cfg, info, Path(cfg.output_dir or output_dir or ".")).fit()
+    finally:
+        cleanup(info)
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, info: DistInfo, out_dir: Path):
+        self.cfg, self.info, self.out_dir = cfg, info, out_dir
+        self.ckpt_root = out_dir / "checkpoints"
+        if info.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+
+        self.data = build_train_data(cfg, info)
+        self.val_loader = build_val_loader(cfg, info)
+        self.num_classes = cfg.model.num_classes or self.data.num_classes
+
+        seed_everything(cfg.seed)  # the same initial weights on every rank
+        self.model = create_model(cfg.model, self.num_classes, overlay=preprocessing_cfg(cfg.data))
+        if cfg.model.init_checkpoint:
+            ckpt.load_weights(self.model, Path(cfg.model.init_checkpoint))
+        if cfg.model.grad_checkpointing:
+            self.model.set_grad_checkpointing(True)
+        self.model.to(info.device)
+        if cfg.model.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+        self.global_batch = global_batch_size(cfg, info)
+        self.lr = scaled_lr(cfg, info)
+        self.optimizer = create_optimizer(self.model, cfg, self.lr)
+        self.updates_per_epoch = updates_per_epoch(self.data.batches_per_epoch, cfg.accum_steps)
+        self.scheduler, self.num_epochs = create_scheduler(self.optimizer, cfg, self.updates_per_epoch)
+        self.scaler = torch.amp.GradScaler(info.device.type, enabled=cfg.precision == "fp16")
+        self.ema = ModelEmaV3(self.model, decay=ema_decay(cfg, info), use_warmup=cfg.ema.warmup,
+                              device=info.device) if cfg.ema.enabled else None
+        self.criterion = create_criterion(cfg, self.data.mixup is not None)
+
+        self.epoch, self.batch_in_epoch, self.updates = 0, 0, 0
+        self.best: dict[str, float] = {}
+        self.last_eval: dict[str, float] = {}
+        self.resumed_from = self._resume()
+
+        self.train_model: nn.Module = self.model
+        if info.distributed:
+            if cfg.model.sync_bn and info.device.type == "cuda":
+                self.train_model = nn.SyncBatchNorm.convert_sync_batchnorm(self.train_model)
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.train_model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+        if cfg.model.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.seconds_at_start = time.perf_counter()
+        self.last_save_time = time.perf_counter()
+
+    # ---- resume / checkpoint ---------------------------------------------------------------
+    def _resume(self) -> Optional[Path]:
+        # Rank 0 picks the checkpoint so that every rank resumes from the same one.
+        path = ckpt.resolve_resume(self.cfg.resume, self.ckpt_root) if self.info.is_main else None
+        path = all_gather_objects(path, self.info)[0]
+        if path is None:
+            seed_everything(self.cfg.seed + self.info.rank)  # per-rank randomness (drop path, Mixup)
+            return None
+        state = ckpt.load_state(path)
+        ckpt.load_weights(self.model, path)
+        if self.ema is not None:
+            if state.get("has_ema"):
+                ckpt.load_weights(self.ema.module, path, ema=True)
+            else:
+                self.ema.set(self.model)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.batch_in_epoch, self.updates = state["epoch"], state["batch_in_epoch"], state["updates"]
+        self.best, self.last_eval = dict(state.get("best", {})), dict(state.get("last_eval", {}))
+        rngs = state["rng"]
+        if len(rngs) == self.info.world_size:
+            ckpt.restore_rng(rngs[self.info.rank])
+        else:  # a different number of processes: continue, reseeded
+            log.warning("resuming with %d processes instead of %d: the RNG streams are reseeded",
+                        self.info.world_size, len(rngs))
+            seed_everything(self.cfg.seed + self.info.rank + 1000 * self.epoch)
+        if self.info.is_main:
+            log.info("resumed from %s (epoch %d, batch %d, %d optimizer steps)",
+                     path, self.epoch, self.batch_in_epoch, self.updates)
+        return path
+
+    def save(self) -> None:
+        """Checkpoint the current position (called on every rank: RNG states are gathered)."""
+        rngs = all_gather_objects(ckpt.capture_rng(), self.info)
+        if self.info.is_main:
+            state = {
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "updates": self.updates, "rng": rngs, "world_size": self.info.world_size,
+                "has_ema": self.ema is not None, "best": self.best, "last_eval": self.last_eval,
+                "model_name": self.cfg.model.name,
+                "model_kwargs_yaml": OmegaConf.to_yaml(self.cfg.model.kwargs),
+                "num_classes": self.num_classes,
+                "config_yaml": OmegaConf.to_yaml(self.cfg),
+            }
+            path = ckpt.save_checkpoint(self.ckpt_root, self.updates, self.model,
+                                        self.ema.module if self.ema is not None else None, state,
+                                        keep=self.cfg.checkpoint.keep)
+            log.debug("saved %s", path)
+        self.last_save_time = time.perf_counter()
+        barrier(self.info)
+
+    def _mid_epoch_save_due(self) -> bool:
+        c = self.cfg.checkpoint
+        due = bool(c.every_steps) and self.updates % c.every_steps == 0
+        if c.every_minutes and not due and self.updates % 20 == 0:
+            # Wall clocks differ between ranks: rank 0 decides for everyone.
+            late = torch.tensor(float(time.perf_counter() - self.last_save_time > 60 * c.every_minutes))
+            if self.info.distributed:
+                late = late.to(self.info.device)
+                dist.broadcast(late, src=0)
+            due = bool(late.item())
+        return due
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        cfg, info = self.cfg, self.info
+        if info.is_main:
+            n_params = sum(p.numel() for p in self.model.parameters())
+            log.info("model %s (%.2f M params, %d classes) on %s x%d, global batch %d, lr %.3g, %d epochs of "
+                     "%d steps, precision %s", cfg.model.name, n_params / 1e6, self.num_classes, info.device,
+                     info.world_size, self.global_batch, self.lr, self.num_epochs, self.data.batches_per_epoch,
+                     cfg.precision)
+        writer = MetricsWriter(self.out_dir, cfg.tensorboard) if info.is_main else None
+        total_steps = self.num_epochs * self.data.batches_per_epoch
+        done_steps = self.epoch * self.data.batches_per_epoch + self.batch_in_epoch
+        progress = Progress(cfg.progress and info.is_main, total_steps, done_steps, cfg.log_every_steps)
+        train_metrics: dict[str, float] = {}
+        for epoch in range(self.epoch, self.num_epochs):
+            self.epoch = epoch
+            train_metrics = self.train_one_epoch(progress)
+            if cfg.sched.step_on_epochs:
+                self.scheduler.step(epoch + 1)
+            evals: dict[str, float] = {}
+            if (epoch + 1) % cfg.eval_every_epochs == 0 or epoch + 1 == self.num_epochs:
+                evals = self.validate()
+            self.epoch, self.batch_in_epoch = epoch + 1, 0
+            if writer is not None:
+                writer.write(epoch, train_metrics, evals, lr=self.optimizer.param_groups[0]["lr"])
+            self.save()
+        if writer is not None:
+            writer.close()
+        return self.summary(train_metrics)
+
+    def train_one_epoch(self, progress: Progress) -> dict[str, float]:
+        cfg, info = self.cfg, self.info
+        model, accum = self.train_model, cfg.accum_steps
+        model.train()
+        n_batches = self.data.batches_per_epoch
+        if cfg.debug.max_steps_per_epoch:
+            n_batches = min(n_batches, cfg.debug.max_steps_per_epoch)
+        first = self.batch_in_epoch
+        batches = self.data.start_epoch(self.epoch, first)
+        progress.start_epoch(self.epoch, self.num_epochs, first, n_batches)
+        loss_sum = torch.zeros((), device=info.device)
+        for batch_idx in range(first, n_batches):
+            images, targets = next(batches)
+            images = images.to(info.device, non_blocking=True)
+            targets = targets.to(info.device, non_blocking=True)
+            if self.data.mixup is not None:
+                images, targets = self.data.mixup(images, targets)
+            if cfg.model.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            step_now = (batch_idx + 1) % accum == 0 or batch_idx + 1 == n_batches
+            sync = contextlib.nullcontext() if step_now or not info.distributed else model.no_sync()
+            with sync:
+                with autocast(info.device, cfg.precision):
+                    loss = self.criterion(model(images), targets)
+                self.scaler.scale(loss / accum).backward()
+            loss_sum += loss.detach().float()
+            self.batch_in_epoch = batch_idx + 1
+            if step_now:
+                self.optimizer_step()
+            log_now = (batch_idx + 1) % cfg.log_every_steps == 0 or batch_idx + 1 == n_batches
+            progress.step(batch_idx, images.shape[0] * info.world_size,
+                          loss.item() if log_now else None, self.optimizer.param_groups[0]["lr"])
+            if cfg.debug.step_delay_s:
+                time.sleep(cfg.debug.step_delay_s)
+            if step_now and batch_idx + 1 < n_batches and self._mid_epoch_save_due():
+                self.save()
+        img_s = progress.end_epoch()
+        steps = max(n_batches - first, 1)
+        return {"loss": loss_sum.item() / steps, "img_per_s": img_s}
+
+    def optimizer_step(self) -> None:
+        cfg = self.cfg
+        if cfg.optim.clip_grad is not None:
+            self.scaler.unscale_(self.optimizer)
+            dispatch_clip_grad(self.model.parameters(), cfg.optim.clip_grad, mode=cfg.optim.clip_mode)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.updates += 1
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.updates)
+        if not cfg.sched.step_on_epochs:
+            self.scheduler.step_update(num_updates=self.updates)
+
+    def validate(self) -> dict[str, float]:
+        cfg, info = self.cfg, self.info
+        results = {}
+        models = {"": self.train_model}
+        if self.ema is not None:
+            models["ema_"] = self.ema.module
+        for prefix, model in models.items():
+            metrics = evaluate(model, self.val_loader, info, cfg.precision, cfg.model.channels_last)
+            results.update({f"{prefix}{k}": v for k, v in metrics.items()})
+            key = f"{prefix}top1"
+            self.best[key] = max(self.best.get(key, 0.0), metrics["top1"])
+        self.last_eval = results
+        if info.is_main:
+            text = "  ".join(f"{k} {v:.2f}" for k, v in results.items())
+            log.info("epoch %d/%d validation: %s", self.epoch + 1, self.num_epochs, text)
+        return results
+
+    def summary(self, train_metrics: dict[str, float]) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.seconds_at_start
+        out: dict[str, Any] = {
+            "model": self.cfg.model.name, "epochs": self.num_epochs, "optimizer_steps": self.updates,
+            "global_batch": self.global_batch, "lr": self.lr,
+            "resumed_from": str(self.resumed_from) if self.resumed_from else None,
+            "wall_time": format_duration(elapsed), "wall_seconds": round(elapsed, 1),
+        }
+        out.update({f"final_{k}": round(v, 3) for k, v in self.last_eval.items()})
+        out.update({f"best_{k}": round(v, 3) for k, v in self.best.items()})
+        out["train_loss"] = round(train_metrics.get("loss", float("nan")), 4)
+        out["output_dir"] = str(self.out_dir.resolve())
+        out["checkpoint"] = str(ckpt.find_latest(self.ckpt_root)) if self.info.is_main else None
+        if self.info.is_main:
+            write_summary(self.out_dir, out)
+        return out
