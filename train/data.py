@@ -25,8 +25,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from timm.data import Mixup, create_dataset, create_loader, create_transform
 from timm.data.distributed_sampler import RepeatAugSampler
 
+from .compat import patch_timm_posterize
 from .digits import digits_root
 from .distributed import DistInfo
+
+patch_timm_posterize()  # RandAugment's posterize at magnitude 10 under Pillow >= 13
 
 
 @contextlib.contextmanager
