@@ -27,10 +27,11 @@ from typing import Any, Optional, Union
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, LayerNorm2d, SelectAdaptivePool2d, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
+from ..pretrained import build_zoo_model
 from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
@@ -396,7 +397,7 @@ def _create_ravlt(variant: str, pretrained: bool = False, **kwargs: Any) -> RAVL
         # per-stage LayerNorms (feature_norms=False for the raw ones), no head.
         kwargs.setdefault("feature_norms", True)
         kwargs.update(projection=None, num_classes=0)
-    return build_model_with_cfg(
+    return build_zoo_model(
         RAVLT, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter", norm=kwargs.get("feature_norms", False)),
