@@ -23,8 +23,9 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Per-epoch progress: a tqdm bar (interactive) or log lines, with img/s and ETAs."""
 
-    def __init__(self, enabled: bool, total_steps: int, done_steps: int, log_every: int):
-        self.enabled, self.log_every = enabled, max(log_every, 1)
+    def __init__(self, enabled: bool, total_steps: int, done_steps: int, log_every: int, bar: bool = True):
+        # enabled: report at all (rank 0); bar: a tqdm bar rather than log lines.
+        self.enabled, self.use_bar, self.log_every = enabled, bar, max(log_every, 1)
         self.total_steps, self.done_steps = total_steps, done_steps
         self.run_start = time.perf_counter()
         self.run_start_steps = done_steps
@@ -33,7 +34,7 @@ class Progress:
     def start_epoch(self, epoch: int, num_epochs: int, first: int, total: int) -> None:
         self.epoch_desc = f"epoch {epoch + 1}/{num_epochs}"
         self.epoch_total, self.images, self.t0 = total, 0, time.perf_counter()
-        if self.enabled:
+        if self.enabled and self.use_bar:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=first, desc=self.epoch_desc, dynamic_ncols=True,
@@ -49,7 +50,7 @@ class Progress:
             self.bar.update(1)
             if loss is not None:
                 self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{img_s:.0f}", run_eta=eta)
-        elif loss is not None:
+        elif loss is not None and self.enabled:
             log.info("%s [%d/%d] loss %.4f lr %.3e %.0f img/s, run ETA %s",
                      self.epoch_desc, batch_idx + 1, self.epoch_total, loss, lr, img_s, eta)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 
 @dataclass
@@ -31,7 +32,8 @@ class ModelConfig:
 class DataConfig:
     # timm dataset name: "" (image folder / tar), "wds/...", "hfds/...", "hfids/...", "tfds/...", "torch/..."
     name: str = ""
-    root: Optional[str] = None            # None: the embedded scikit-learn digits dataset
+    # Required (set it, or data=digits with root null for the embedded scikit-learn digits).
+    root: Optional[str] = MISSING
     train_split: str = "train"
     val_split: str = "validation"
     num_classes: Optional[int] = None     # needed for streaming datasets; folders count their classes

@@ -156,7 +156,7 @@ class Trainer:
         writer = MetricsWriter(self.out_dir, cfg.tensorboard) if info.is_main else None
         total_steps = self.num_epochs * self.data.batches_per_epoch
         done_steps = self.epoch * self.data.batches_per_epoch + self.batch_in_epoch
-        progress = Progress(cfg.progress and info.is_main, total_steps, done_steps, cfg.log_every_steps)
+        progress = Progress(info.is_main, total_steps, done_steps, cfg.log_every_steps, bar=cfg.progress)
         train_metrics: dict[str, float] = {}
         for epoch in range(self.epoch, self.num_epochs):
             self.epoch = epoch
