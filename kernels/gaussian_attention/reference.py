@@ -1,0 +1,72 @@
+"""Gaussian-kernel (SOFT) attention, the definition in plain PyTorch.
+
+    K1[i, j] = exp(-||q_i - l_j||^2 / 2)           queries (N, d) vs landmarks (m, d)
+    X        = K1 @ (M @ (K1^T @ V))                 M: any (m, m) matrix (SOFT: a Newton
+                                                     approximation of the landmark kernel's inverse)
+
+All batch dimensions lead; accumulation is in float32 (float64 inputs stay
+float64), the output has V's dtype. This module is differentiable by autograd
+and is what the public function runs on CPU; the Triton kernels must match it.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["squared_distance", "gaussian_kernel", "gaussian_attention_reference"]
+
+
+def _acc_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def squared_distance(a: torch.Tensor, b: torch.Tensor, formula: str = "direct") -> torch.Tensor:
+    """Pairwise ||a_i - b_j||^2 of a (..., N, d) and b (..., m, d) -> (..., N, m), in a's dtype.
+
+    formula:
+        'direct': sum_c (a_ic - b_jc)^2, accumulated channel by channel (the formula of
+            SOFT's CUDA kernel, `kernel_method="cuda"`; exact zeros on a kernel's diagonal).
+            Memory O(N m), never O(N m d).
+        'expand': |a_i|^2 + |b_j|^2 - 2 a_i.b_j as SOFT's `kernel_method="torch"` writes it
+            ((a**2) @ ones(d, m) + ones(N, d) @ (b**2)^T - 2 a @ b^T; cancellation can make it
+            slightly negative).
+    """
+    if formula == "direct":
+        out = a.new_zeros(*torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-2])
+        for c in range(a.shape[-1]):
+            out = out + (a[..., :, c, None] - b[..., None, :, c]).square()
+        return out
+    if formula == "expand":
+        bt = b.transpose(-1, -2)
+        ones_dm = torch.ones(bt.shape[-2:], device=a.device, dtype=a.dtype)
+        ones_nd = torch.ones(a.shape[-2:], device=a.device, dtype=a.dtype)
+        return a ** 2. @ ones_dm + ones_nd @ bt ** 2. - 2. * (a @ bt)
+    raise ValueError(f"formula must be 'direct' or 'expand', got {formula!r}")
+
+
+def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, formula: str = "direct") -> torch.Tensor:
+    """exp(-||a_i - b_j||^2 / 2), (..., N, m)."""
+    return torch.exp(-squared_distance(a, b, formula) / 2)
+
+
+def gaussian_attention_reference(
+        q: torch.Tensor,
+        landmarks: torch.Tensor,
+        mixing: torch.Tensor,
+        v: torch.Tensor,
+        formula: str = "direct",
+) -> torch.Tensor:
+    """X = K1 @ (M @ (K1^T @ V)) with K1 = exp(-||q - l||^2 / 2).
+
+    Args:
+        q: queries (..., N, d).
+        landmarks: (..., m, d).
+        mixing: M, (..., m, m).
+        v: values (..., N, e).
+        formula: squared-distance formula, see `squared_distance`.
+    Returns:
+        (..., N, e) in v's dtype.
+    """
+    acc = _acc_dtype(q, landmarks, mixing, v)
+    k1 = gaussian_kernel(q.to(acc), landmarks.to(acc), formula)
+    s = k1.transpose(-1, -2) @ v.to(acc)            # (m, e)
+    return (k1 @ (mixing.to(acc) @ s)).to(v.dtype)
