@@ -461,7 +461,8 @@ def resample_pos_embed(pos_embed: torch.Tensor, grid: Sequence[int]) -> torch.Te
     a model built for another compute what the official model computes at that size."""
     if tuple(pos_embed.shape[1:3]) == tuple(grid):
         return pos_embed
-    resized = F.interpolate(pos_embed.permute(0, 3, 1, 2).float(), size=tuple(grid), mode="bilinear")
+    x = pos_embed if pos_embed.dtype in (torch.float32, torch.float64) else pos_embed.float()
+    resized = F.interpolate(x.permute(0, 3, 1, 2), size=tuple(grid), mode="bilinear")
     return resized.permute(0, 2, 3, 1).to(pos_embed.dtype).contiguous()
 
 
@@ -496,7 +497,12 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: InceptionTransformer
         if key.endswith(".pos_embed") and key in expected and value.ndim == 4:
             value = resample_pos_embed(value, expected[key].shape[1:3])
         out[key] = value
-    return check_state_dict(out, model, classifier="head.fc")
+    exempt = ["head.fc"]
+    conv, expected_conv = out.get("stem.proj1.weight"), expected.get("stem.proj1.weight")
+    if conv is not None and expected_conv is not None and conv.shape[1] != expected_conv.shape[1] \
+            and conv.shape[0] == expected_conv.shape[0] and conv.shape[2:] == expected_conv.shape[2:]:
+        exempt.append("stem.proj1")  # another in_chans: timm's loader adapts the first conv after this filter
+    return check_state_dict(out, model, classifier=exempt)
 
 
 def _create_inception_transformer(variant: str, pretrained: bool = False, **kwargs: Any) -> InceptionTransformer:
