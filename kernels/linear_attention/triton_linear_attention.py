@@ -1,0 +1,496 @@
+"""Fused Triton kernels of the non-causal linear attention (forward and hand-written backward).
+
+The three variants share one skeleton. Per (batch, head), with phi the feature
+map (ELU + 1 for rala/mala, identity for inline), R the 2-D RoPE and key weights
+w_j (softmax alpha_j for rala, 1/N otherwise):
+
+    reduce   kv = sum_j w_j R(k_j)^T v_j   (d x d)    kbar = sum_j w_j k_j    vbar = mean_j v_j
+    apply    Y_i = a(t_i) (R(q_i) @ kv) + b(t_i) vbar,   t_i = q_i . kbar
+
+    rala     a = 1 / (t + eps)                 b = 0
+    mala     a = s (1 + 1 / (s t + eps))       b = -s t
+    inline   a = s                             b = 1 - s t
+
+(rala's N alpha_j and its 1/N cancel exactly.) Kernels, all with fp32 accumulation:
+
+    _qbar_kernel        rala only: per-chunk sums of phi(q) -> qbar
+    _reduce_kernel      per-chunk partial kv / kbar / vbar (rala: online softmax max and sum)
+    _apply_kernel       Y, one program per (batch*head, token block)
+    _reduce_grad_kernel per-chunk partial dkv / dkbar / dvbar from dY
+    _key_grad_kernel    dK, dV per token block (rala: also partial d qbar)
+    _query_grad_kernel  dQ per token block
+
+Reductions are split into token chunks so that small batch*heads still fill the
+GPU; the few partials are combined in PyTorch. RoPE cos/sin are computed in the
+kernels from the token index; phi, RoPE, the re-weighting and the normalisers are
+recomputed in the backward rather than stored. Inputs may have any strides.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+VARIANT_IDS = {"rala": 0, "mala": 1, "inline": 2}
+SUPPORTED_HEAD_DIMS = (16, 32, 64)
+LOG2_ROPE_BASE = tl.constexpr(math.log2(10000.0))  # jit code may only read constexpr globals
+
+
+# ----------------------------------------------------------------------------- jit helpers
+
+@triton.jit
+def _phi(x, ELU: tl.constexpr):
+    """The feature map on fp32 x: ELU(x) + 1 (= exp(x) for x <= 0) or identity."""
+    if ELU:
+        x = tl.where(x > 0, x + 1.0, tl.exp(tl.minimum(x, 0.0)))  # no overflow in the branch not taken
+    return x
+
+
+@triton.jit
+def _phi_grad(x, ELU: tl.constexpr):
+    """d phi / dx on fp32 x."""
+    if ELU:
+        g = tl.where(x > 0, 1.0, tl.exp(tl.minimum(x, 0.0)))
+    else:
+        g = tl.full(x.shape, 1.0, tl.float32)
+    return g
+
+
+@triton.jit
+def _rope_cos_sin(tokens, W, D: tl.constexpr, LOG2_BASE: tl.constexpr):
+    """(BN, D) cos and sin of the 2-D RoPE phases of row-major token indices `tokens`."""
+    QUARTER: tl.constexpr = D // 4
+    pair = tl.arange(0, D) // 2
+    is_col = pair >= QUARTER
+    freq_index = tl.where(is_col, pair - QUARTER, pair).to(tl.float32)
+    theta = tl.exp2(-(freq_index / (QUARTER - 1)) * LOG2_BASE)
+    row = (tokens // W).to(tl.float32)
+    col = (tokens % W).to(tl.float32)
+    pos = tl.where(is_col[None, :], col[:, None], row[:, None])
+    phase = pos * theta[None, :]
+    return tl.cos(phase), tl.sin(phase)
+
+
+@triton.jit
+def _rotate_every_two(x, BN: tl.constexpr, D: tl.constexpr):
+    """Interleaved pairs (a, b) -> (-b, a) along the last axis of a (BN, D) tile."""
+    a, b = tl.split(tl.reshape(x, (BN, D // 2, 2)))
+    return tl.reshape(tl.join(-b, a), (BN, D))
+
+
+@triton.jit
+def _tile_ptrs(ptr, bh, H, stride_b, stride_h, stride_n, stride_d, tokens, offs_d):
+    """Pointers of the (BN, D) tile of rows `tokens` of head bh (= batch * H + head)."""
+    base = ptr + (bh // H).to(tl.int64) * stride_b + (bh % H).to(tl.int64) * stride_h
+    return base + tokens[:, None].to(tl.int64) * stride_n + offs_d[None, :] * stride_d
+
+
+@triton.jit
+def _apply_coefficients(t, scale, eps, VARIANT: tl.constexpr):
+    """a(t), b(t) and their derivatives a'(t), b'(t) of Y = a (R(q) @ kv) + b vbar."""
+    if VARIANT == 0:  # rala
+        a = 1.0 / (t + eps)
+        b = tl.zeros_like(t)
+        da = -a * a
+        db = tl.zeros_like(t)
+    elif VARIANT == 1:  # mala
+        inv = 1.0 / (scale * t + eps)
+        a = scale * (1.0 + inv)
+        b = -scale * t
+        da = -scale * scale * inv * inv
+        db = tl.full(t.shape, -scale, tl.float32)
+    else:  # inline
+        a = tl.full(t.shape, scale, tl.float32)
+        b = 1.0 - scale * t
+        da = tl.zeros_like(t)
+        db = tl.full(t.shape, -scale, tl.float32)
+    return a, b, da, db
+
+
+@triton.jit
+def _query_terms(Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W,
+                 sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d, scale, eps,
+                 D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
+                 ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Recompute a query tile's forward terms and, from dY, the apply-phase gradients.
+
+    Returns raw Q, phi(Q), R(phi(Q)), cos, sin, kv, kbar, dP = a dY, dt = d loss / d t, b dY.
+    Rows >= N have dY = 0, hence dP = dt = b dY = 0.
+    """
+    inside = tokens[:, None] < N
+    q_ptrs = _tile_ptrs(Q, bh, H, sq_b, sq_h, sq_n, sq_d, tokens, offs_d)
+    raw_q = tl.load(q_ptrs, mask=inside, other=0.0).to(tl.float32)
+    dy_ptrs = _tile_ptrs(DY, bh, H, so_b, so_h, so_n, so_d, tokens, offs_d)
+    dy = tl.load(dy_ptrs, mask=inside, other=0.0).to(tl.float32)
+    q = _phi(raw_q, ELU)
+    if ROPE:
+        cos, sin = _rope_cos_sin(tokens, W, D, LOG2_ROPE_BASE)
+        rq = q * cos + _rotate_every_two(q, BN, D) * sin
+    else:
+        cos = tl.zeros((BN, D), tl.float32)
+        sin = tl.zeros((BN, D), tl.float32)
+        rq = q
+    kv = tl.load(KV + bh * D * D + offs_d[:, None] * D + offs_d[None, :])
+    kbar = tl.load(KBAR + bh * D + offs_d)
+    vbar = tl.load(VBAR + bh * D + offs_d)
+    p = tl.dot(rq, kv, input_precision=DOT_PRECISION)
+    t = tl.sum(q * kbar[None, :], axis=1)
+    a, b, da, db = _apply_coefficients(t, scale, eps, VARIANT)
+    dp = a[:, None] * dy
+    dt = da * tl.sum(dy * p, axis=1) + db * tl.sum(dy * vbar[None, :], axis=1)
+    return raw_q, q, rq, cos, sin, kv, kbar, dp, dt, b[:, None] * dy
+
+
+# ----------------------------------------------------------------------------- forward kernels
+
+@triton.jit
+def _qbar_kernel(Q, PART, sq_b, sq_h, sq_n, sq_d, H, N, blocks_per_chunk, n_blocks, n_chunks,
+                 D: tl.constexpr, BN: tl.constexpr):
+    """Partial sums of phi(q) over one token chunk (rala's mean query)."""
+    bh, chunk = tl.program_id(0), tl.program_id(1)
+    offs_d = tl.arange(0, D)
+    acc = tl.zeros((D,), tl.float32)
+    for block in range(chunk * blocks_per_chunk, tl.minimum((chunk + 1) * blocks_per_chunk, n_blocks)):
+        tokens = block * BN + tl.arange(0, BN)
+        inside = tokens[:, None] < N
+        raw_q = tl.load(_tile_ptrs(Q, bh, H, sq_b, sq_h, sq_n, sq_d, tokens, offs_d), mask=inside, other=0.0)
+        acc += tl.sum(tl.where(inside, _phi(raw_q.to(tl.float32), True), 0.0), axis=0)
+    tl.store(PART + (bh * n_chunks + chunk) * D + offs_d, acc)
+
+
+@triton.jit
+def _reduce_kernel(K, V, QBAR, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART,
+                   sk_b, sk_h, sk_n, sk_d, sv_b, sv_h, sv_n, sv_d,
+                   H, N, W, blocks_per_chunk, n_blocks, n_chunks, scale,
+                   D: tl.constexpr, BN: tl.constexpr, ELU: tl.constexpr, ROPE: tl.constexpr,
+                   SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Partial kv, kbar, vbar sums over one token chunk; with SOFTMAX, weighted by
+    exp(logit - running max) and rescaled as the max grows (online softmax)."""
+    bh, chunk = tl.program_id(0), tl.program_id(1)
+    offs_d = tl.arange(0, D)
+    if SOFTMAX:
+        qbar = tl.load(QBAR + bh * D + offs_d)
+    acc_kv = tl.zeros((D, D), tl.float32)
+    acc_k = tl.zeros((D,), tl.float32)
+    acc_v = tl.zeros((D,), tl.float32)
+    run_max = tl.max(tl.full((BN,), float("-inf"), tl.float32), axis=0)
+    run_sum = tl.sum(tl.zeros((BN,), tl.float32), axis=0)
+    for block in range(chunk * blocks_per_chunk, tl.minimum((chunk + 1) * blocks_per_chunk, n_blocks)):
+        tokens = block * BN + tl.arange(0, BN)
+        valid = tokens < N
+        raw_k = tl.load(_tile_ptrs(K, bh, H, sk_b, sk_h, sk_n, sk_d, tokens, offs_d),
+                        mask=valid[:, None], other=0.0).to(tl.float32)
+        v = tl.load(_tile_ptrs(V, bh, H, sv_b, sv_h, sv_n, sv_d, tokens, offs_d),
+                    mask=valid[:, None], other=0.0).to(tl.float32)
+        k = tl.where(valid[:, None], _phi(raw_k, ELU), 0.0)
+        if SOFTMAX:
+            logits = tl.where(valid, scale * tl.sum(k * qbar[None, :], axis=1), float("-inf"))
+            new_max = tl.maximum(run_max, tl.max(logits, axis=0))
+            rescale = tl.exp(run_max - new_max)
+            weights = tl.exp(logits - new_max)
+            run_sum = run_sum * rescale + tl.sum(weights, axis=0)
+            acc_kv = acc_kv * rescale
+            acc_k = acc_k * rescale
+            run_max = new_max
+            k = k * weights[:, None]
+        rk = k
+        if ROPE:
+            cos, sin = _rope_cos_sin(tokens, W, D, LOG2_ROPE_BASE)
+            rk = k * cos + _rotate_every_two(k, BN, D) * sin
+        acc_kv += tl.dot(tl.trans(rk), v, input_precision=DOT_PRECISION)
+        acc_k += tl.sum(k, axis=0)
+        acc_v += tl.sum(v, axis=0)
+    part = bh * n_chunks + chunk
+    tl.store(KV_PART + part * D * D + offs_d[:, None] * D + offs_d[None, :], acc_kv)
+    tl.store(KBAR_PART + part * D + offs_d, acc_k)
+    tl.store(VBAR_PART + part * D + offs_d, acc_v)
+    if SOFTMAX:
+        tl.store(MAX_PART + part, run_max)
+        tl.store(SUM_PART + part, run_sum)
+
+
+@triton.jit
+def _apply_kernel(Q, Y, KV, KBAR, VBAR, sq_b, sq_h, sq_n, sq_d, sy_b, sy_h, sy_n, sy_d,
+                  H, N, W, scale, eps,
+                  D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
+                  ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Y = a(t) (R(phi(q)) @ kv) + b(t) vbar for one token block."""
+    bh, block = tl.program_id(0), tl.program_id(1)
+    tokens = block * BN + tl.arange(0, BN)
+    inside = tokens[:, None] < N
+    offs_d = tl.arange(0, D)
+    raw_q = tl.load(_tile_ptrs(Q, bh, H, sq_b, sq_h, sq_n, sq_d, tokens, offs_d), mask=inside, other=0.0)
+    q = _phi(raw_q.to(tl.float32), ELU)
+    rq = q
+    if ROPE:
+        cos, sin = _rope_cos_sin(tokens, W, D, LOG2_ROPE_BASE)
+        rq = q * cos + _rotate_every_two(q, BN, D) * sin
+    kv = tl.load(KV + bh * D * D + offs_d[:, None] * D + offs_d[None, :])
+    kbar = tl.load(KBAR + bh * D + offs_d)
+    vbar = tl.load(VBAR + bh * D + offs_d)
+    t = tl.sum(q * kbar[None, :], axis=1)
+    a, b, _, _ = _apply_coefficients(t, scale, eps, VARIANT)
+    y = a[:, None] * tl.dot(rq, kv, input_precision=DOT_PRECISION) + b[:, None] * vbar[None, :]
+    tl.store(_tile_ptrs(Y, bh, H, sy_b, sy_h, sy_n, sy_d, tokens, offs_d), y.to(Y.dtype.element_ty), mask=inside)
+
+
+# ----------------------------------------------------------------------------- backward kernels
+
+@triton.jit
+def _reduce_grad_kernel(Q, DY, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
+                        sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
+                        H, N, W, blocks_per_chunk, n_blocks, n_chunks, scale, eps,
+                        D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
+                        ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Partial dkv = sum_i R(q_i)^T dP_i, dkbar = sum_i dt_i q_i, dvbar = sum_i b_i dY_i."""
+    bh, chunk = tl.program_id(0), tl.program_id(1)
+    offs_d = tl.arange(0, D)
+    acc_dkv = tl.zeros((D, D), tl.float32)
+    acc_dk = tl.zeros((D,), tl.float32)
+    acc_dv = tl.zeros((D,), tl.float32)
+    for block in range(chunk * blocks_per_chunk, tl.minimum((chunk + 1) * blocks_per_chunk, n_blocks)):
+        tokens = block * BN + tl.arange(0, BN)
+        _, q, rq, _, _, _, _, dp, dt, b_dy = _query_terms(
+            Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
+            scale, eps, D, BN, VARIANT, ELU, ROPE, DOT_PRECISION)
+        acc_dkv += tl.dot(tl.trans(rq), dp, input_precision=DOT_PRECISION)
+        acc_dk += tl.sum(dt[:, None] * q, axis=0)
+        acc_dv += tl.sum(b_dy, axis=0)
+    part = bh * n_chunks + chunk
+    tl.store(DKV_PART + part * D * D + offs_d[:, None] * D + offs_d[None, :], acc_dkv)
+    tl.store(DKBAR_PART + part * D + offs_d, acc_dk)
+    tl.store(DVBAR_PART + part * D + offs_d, acc_dv)
+
+
+@triton.jit
+def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBAR_PART,
+                     sk_b, sk_h, sk_n, sk_d, sv_b, sv_h, sv_n, sv_d,
+                     sdk_b, sdk_h, sdk_n, sdk_d, sdv_b, sdv_h, sdv_n, sdv_d,
+                     H, N, W, n_blocks, scale,
+                     D: tl.constexpr, BN: tl.constexpr, ELU: tl.constexpr, ROPE: tl.constexpr,
+                     SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """dK, dV of one token block, from dkv, dkbar, dvbar (and for rala the softmax terms)."""
+    bh, block = tl.program_id(0), tl.program_id(1)
+    tokens = block * BN + tl.arange(0, BN)
+    valid = tokens < N
+    offs_d = tl.arange(0, D)
+    raw_k = tl.load(_tile_ptrs(K, bh, H, sk_b, sk_h, sk_n, sk_d, tokens, offs_d),
+                    mask=valid[:, None], other=0.0).to(tl.float32)
+    v = tl.load(_tile_ptrs(V, bh, H, sv_b, sv_h, sv_n, sv_d, tokens, offs_d),
+                mask=valid[:, None], other=0.0).to(tl.float32)
+    k = tl.where(valid[:, None], _phi(raw_k, ELU), 0.0)
+    dkv = tl.load(DKV + bh * D * D + offs_d[:, None] * D + offs_d[None, :])
+    dkbar = tl.load(DKBAR + bh * D + offs_d)
+    dvbar = tl.load(DVBAR + bh * D + offs_d)
+    if SOFTMAX:
+        qbar = tl.load(QBAR + bh * D + offs_d)
+        logits = tl.where(valid, scale * tl.sum(k * qbar[None, :], axis=1), float("-inf"))
+        weights = tl.exp(logits - tl.load(MAX + bh)) / tl.load(SUM + bh)
+    else:
+        weights = tl.where(valid, 1.0 / N, 0.0)
+    # g_j = dkv @ v_j is d loss / d R(w_j k_j); pulled back through the rotation of k_j
+    g = tl.dot(v, tl.trans(dkv), input_precision=DOT_PRECISION)
+    rk = k
+    if ROPE:
+        cos, sin = _rope_cos_sin(tokens, W, D, LOG2_ROPE_BASE)
+        rk = k * cos + _rotate_every_two(k, BN, D) * sin
+        g = g * cos - _rotate_every_two(g, BN, D) * sin
+    dk_weighted = g + dkbar[None, :]  # d loss / d (w_j k_j)
+    dk = weights[:, None] * dk_weighted
+    dv = weights[:, None] * tl.dot(rk, dkv, input_precision=DOT_PRECISION) + dvbar[None, :] / N
+    if SOFTMAX:
+        # d loss / d alpha_j = k_j . dk_weighted_j; the softmax pull-back subtracts its alpha-mean cbar
+        dlogit = weights * (tl.sum(k * dk_weighted, axis=1) - tl.load(CBAR + bh))
+        dk += scale * dlogit[:, None] * qbar[None, :]
+        tl.store(DQBAR_PART + (bh * n_blocks + block) * D + offs_d, scale * tl.sum(dlogit[:, None] * k, axis=0))
+    dk = dk * _phi_grad(raw_k, ELU)
+    tl.store(_tile_ptrs(DK, bh, H, sdk_b, sdk_h, sdk_n, sdk_d, tokens, offs_d), dk.to(DK.dtype.element_ty),
+             mask=valid[:, None])
+    tl.store(_tile_ptrs(DV, bh, H, sdv_b, sdv_h, sdv_n, sdv_d, tokens, offs_d), dv.to(DV.dtype.element_ty),
+             mask=valid[:, None])
+
+
+@triton.jit
+def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
+                       sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d, sdq_b, sdq_h, sdq_n, sdq_d,
+                       H, N, W, scale, eps,
+                       D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
+                       ROPE: tl.constexpr, SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """dQ_i = phi'(Q_i) (R^-1(dP_i @ kv^T) + dt_i kbar [+ dqbar / N for rala])."""
+    bh, block = tl.program_id(0), tl.program_id(1)
+    tokens = block * BN + tl.arange(0, BN)
+    offs_d = tl.arange(0, D)
+    raw_q, _, _, cos, sin, kv, kbar, dp, dt, _ = _query_terms(
+        Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
+        scale, eps, D, BN, VARIANT, ELU, ROPE, DOT_PRECISION)
+    dq = tl.dot(dp, tl.trans(kv), input_precision=DOT_PRECISION)
+    if ROPE:
+        dq = dq * cos - _rotate_every_two(dq, BN, D) * sin
+    dq += dt[:, None] * kbar[None, :]
+    if SOFTMAX:
+        dq += tl.load(DQBAR + bh * D + offs_d)[None, :] / N
+    dq = dq * _phi_grad(raw_q, ELU)
+    tl.store(_tile_ptrs(DQ, bh, H, sdq_b, sdq_h, sdq_n, sdq_d, tokens, offs_d), dq.to(DQ.dtype.element_ty),
+             mask=tokens[:, None] < N)
+
+
+# ----------------------------------------------------------------------------- host side
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Tile and split sizes. `block_n`: tokens per tile (>= 16, power of two);
+    `chunks`: token chunks per (batch, head) in the reductions (None: enough to fill the device)."""
+    block_n: int = 64
+    chunks: Optional[int] = None
+    num_warps: int = 4
+
+
+@dataclass(frozen=True)
+class _Problem:
+    variant: int
+    heads: int
+    n_tokens: int
+    head_dim: int
+    width: int          # RoPE grid width (1 when no RoPE)
+    rope: bool
+    scale: float
+    eps: float
+    dot_precision: str
+
+    @property
+    def elu(self) -> bool:
+        return self.variant != VARIANT_IDS["inline"]
+
+    @property
+    def softmax(self) -> bool:
+        return self.variant == VARIANT_IDS["rala"]
+
+
+def _problem(q: torch.Tensor, variant: str, rope_hw, eps: float) -> _Problem:
+    d = q.shape[-1]
+    return _Problem(
+        variant=VARIANT_IDS[variant], heads=q.shape[1], n_tokens=q.shape[2], head_dim=d,
+        width=1 if rope_hw is None else int(rope_hw[1]), rope=rope_hw is not None, scale=d ** -0.5,
+        eps=float(eps), dot_precision="ieee" if q.dtype == torch.float32 else "tf32")
+
+
+def _split(n_blocks: int, batch_heads: int, cfg: LaunchConfig, device: torch.device) -> tuple[int, int]:
+    """(blocks_per_chunk, n_chunks) for the chunked reductions."""
+    chunks = cfg.chunks
+    if chunks is None:
+        programs = 4 * torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+        chunks = max(1, programs // batch_heads)
+    chunks = max(1, min(chunks, n_blocks))
+    per_chunk = triton.cdiv(n_blocks, chunks)
+    return per_chunk, triton.cdiv(n_blocks, per_chunk)
+
+
+def _output_like(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, H, N, d) buffer; token-minor (a transposed (B, H, d, N) buffer) when x is token-minor,
+    so that channels-first callers reshape the result to (B, C, H, W) without a copy."""
+    if x.stride(-2) == 1 and x.shape[-2] > 1:
+        b, h, n, d = x.shape
+        return torch.empty(b, h, d, n, device=x.device, dtype=dtype).transpose(-1, -2)
+    return torch.empty(x.shape, device=x.device, dtype=dtype)
+
+
+def _forward(q, k, v, p: _Problem, cfg: LaunchConfig):
+    b, h, n, d = q.shape
+    bh, bn = b * h, cfg.block_n
+    n_blocks = triton.cdiv(n, bn)
+    per_chunk, chunks = _split(n_blocks, bh, cfg, q.device)
+    f32 = dict(device=q.device, dtype=torch.float32)
+    qbar = torch.empty(bh, d, **f32)
+    if p.softmax:
+        part = torch.empty(bh, chunks, d, **f32)
+        _qbar_kernel[(bh, chunks)](q, part, *q.stride(), h, n, per_chunk, n_blocks, chunks,
+                                   D=d, BN=bn, num_warps=cfg.num_warps)
+        qbar = part.sum(1) / n
+    kv_part = torch.empty(bh, chunks, d, d, **f32)
+    kbar_part = torch.empty(bh, chunks, d, **f32)
+    vbar_part = torch.empty(bh, chunks, d, **f32)
+    max_part = torch.zeros(bh, chunks, **f32)
+    sum_part = torch.ones(bh, chunks, **f32)
+    _reduce_kernel[(bh, chunks)](
+        k, v, qbar, kv_part, kbar_part, vbar_part, max_part, sum_part, *k.stride(), *v.stride(),
+        h, n, p.width, per_chunk, n_blocks, chunks, p.scale,
+        D=d, BN=bn, ELU=p.elu, ROPE=p.rope, SOFTMAX=p.softmax, DOT_PRECISION=p.dot_precision,
+        num_warps=cfg.num_warps)
+    vbar = vbar_part.sum(1) / n
+    if p.softmax:  # merge the chunks' online-softmax states
+        row_max = max_part.max(1).values
+        chunk_scale = torch.exp(max_part - row_max[:, None])
+        total = (sum_part * chunk_scale).sum(1)
+        kv = (kv_part * chunk_scale[:, :, None, None]).sum(1) / total[:, None, None]
+        kbar = (kbar_part * chunk_scale[:, :, None]).sum(1) / total[:, None]
+    else:
+        row_max, total = max_part[:, 0], sum_part[:, 0]
+        kv, kbar = kv_part.sum(1) / n, kbar_part.sum(1) / n
+    y = _output_like(q, q.dtype)
+    _apply_kernel[(bh, n_blocks)](
+        q, y, kv, kbar, vbar, *q.stride(), *y.stride(), h, n, p.width, p.scale, p.eps,
+        D=d, BN=bn, VARIANT=p.variant, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision,
+        num_warps=cfg.num_warps)
+    return y, (kv.contiguous(), kbar.contiguous(), vbar.contiguous(), qbar.contiguous(),
+               row_max.contiguous(), total.contiguous())
+
+
+def _backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
+    kv, kbar, vbar, qbar, row_max, total = stats
+    b, h, n, d = q.shape
+    bh, bn = b * h, cfg.block_n
+    n_blocks = triton.cdiv(n, bn)
+    per_chunk, chunks = _split(n_blocks, bh, cfg, q.device)
+    f32 = dict(device=q.device, dtype=torch.float32)
+    dkv_part = torch.empty(bh, chunks, d, d, **f32)
+    dkbar_part = torch.empty(bh, chunks, d, **f32)
+    dvbar_part = torch.empty(bh, chunks, d, **f32)
+    common = dict(D=d, BN=bn, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision, num_warps=cfg.num_warps)
+    _reduce_grad_kernel[(bh, chunks)](
+        q, dy, kv, kbar, vbar, dkv_part, dkbar_part, dvbar_part, *q.stride(), *dy.stride(),
+        h, n, p.width, per_chunk, n_blocks, chunks, p.scale, p.eps, VARIANT=p.variant, **common)
+    dkv, dkbar, dvbar = dkv_part.sum(1), dkbar_part.sum(1), dvbar_part.sum(1)
+    # sum_j alpha_j (d loss / d alpha_j): the softmax pull-back's mean, from reduced terms only
+    cbar = (kv * dkv).sum((-1, -2)) + (kbar * dkbar).sum(-1)
+    dqbar_part = torch.zeros(bh, n_blocks if p.softmax else 1, d, **f32)
+    dk, dv = _output_like(k, k.dtype), _output_like(v, v.dtype)
+    _key_grad_kernel[(bh, n_blocks)](
+        k, v, dk, dv, qbar, row_max, total, dkv, dkbar, dvbar, cbar, dqbar_part,
+        *k.stride(), *v.stride(), *dk.stride(), *dv.stride(), h, n, p.width, n_blocks, p.scale,
+        SOFTMAX=p.softmax, **common)
+    dqbar = dqbar_part.sum(1)
+    dq = _output_like(q, q.dtype)
+    _query_grad_kernel[(bh, n_blocks)](
+        q, dy, dq, kv, kbar, vbar, dqbar, *q.stride(), *dy.stride(), *dq.stride(),
+        h, n, p.width, p.scale, p.eps, VARIANT=p.variant, SOFTMAX=p.softmax, **common)
+    return dq, dk, dv
+
+
+class LinearAttentionTriton(torch.autograd.Function):
+    """Triton forward and hand-written backward; saves q, k, v and the O(d^2) reductions."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, variant: str, rope_hw, eps: float, cfg: LaunchConfig):
+        problem = _problem(q, variant, rope_hw, eps)
+        y, stats = _forward(q, k, v, problem, cfg)
+        ctx.save_for_backward(q, k, v, *stats)
+        ctx.problem, ctx.cfg = problem, cfg
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        q, k, v, *stats = ctx.saved_tensors
+        dq, dk, dv = _backward(q, k, v, dy, stats, ctx.problem, ctx.cfg)
+        return dq, dk, dv, None, None, None, None
+
+
+def linear_attention_triton(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, variant: str,
+        rope_hw: Optional[tuple[int, int]] = None, eps: float = 1e-6, cfg: Optional[LaunchConfig] = None,
+) -> torch.Tensor:
+    """The Triton path, unchecked (the public `linear_attention` validates the inputs)."""
+    return LinearAttentionTriton.apply(q, k, v, variant, rope_hw, eps, cfg or LaunchConfig())

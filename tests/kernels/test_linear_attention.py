@@ -1,0 +1,321 @@
+"""The shared non-causal linear attention (zoo.kernels.linear_attention).
+
+- the reference against the specs' equivalent N x N weight formulations (float64),
+  RoPE against the spec's pair formula, gradcheck in float64;
+- the Triton path (under TRITON_INTERPRET=1 on CPU, see conftest.py) against the
+  reference: output and every input gradient, all variants, float32 and bfloat16,
+  N not a multiple of the block, several chunks, d in {16, 32, 64}, channels-first
+  strided views, with and without RoPE;
+- dispatch and input errors; a CPU smoke run of the benchmark.
+
+Tolerances are relative to the reference tensor's magnitude (as in
+flash-linear-attention's tests): RMS(error) <= ratio * RMS(reference) and
+max|error| <= 10 * ratio * max|reference|.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from zoo.kernels.linear_attention import (
+    apply_rope_2d, linear_attention, linear_attention_reference, resolve_impl, rope_2d_tables,
+)
+
+# float32: the kernels accumulate in fp32 like the reference; only summation order and
+# the in-kernel RoPE frequencies differ (observed ~1e-6). bfloat16: both round the
+# output and gradients to bf16 (2^-8 relative) from fp32 math.
+RATIO = {torch.float32: 2e-5, torch.bfloat16: 1e-2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These tensors are tiny: one thread avoids OpenMP stalls on a busy CI machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, ratio: float) -> None:
+    assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert actual.dtype == expected.dtype, f"{name}: dtype {actual.dtype} != {expected.dtype}"
+    a, e = actual.double(), expected.double()
+    assert torch.isfinite(a).all(), f"{name}: non-finite values"
+    rms_err, rms_ref = (a - e).pow(2).mean().sqrt().item(), e.pow(2).mean().sqrt().item()
+    max_err, max_ref = (a - e).abs().max().item(), e.abs().max().item()
+    assert rms_err <= ratio * rms_ref, f"{name}: rms error {rms_err:.3e} > {ratio:g} x rms {rms_ref:.3e}"
+    assert max_err <= 10 * ratio * max_ref, f"{name}: max error {max_err:.3e} > {10 * ratio:g} x max {max_ref:.3e}"
+
+
+def leaf_views(b: int, heads: int, n: int, d: int, dtype=torch.float32, seed: int = 0, scale: float = 1.0):
+    """Channels-first strided views that are autograd leaves (each from its own (B, C, N) buffer)."""
+    gen = torch.Generator().manual_seed(seed)
+    leaves = []
+    for _ in range(3):
+        buf = (torch.randn(b, heads * d, n, generator=gen) * scale).to(dtype)
+        leaves.append(buf.view(b, heads, d, n).transpose(-1, -2).requires_grad_())
+    return leaves
+
+
+def forward_and_grads(fn, q, k, v, seed: int = 1):
+    y = fn(q, k, v)
+    dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed)).to(y.device, y.dtype)
+    grads = torch.autograd.grad(y, (q, k, v), dy)
+    return y, grads
+
+
+# ----------------------------------------------------------------------------- RoPE
+
+def test_rope_tables_follow_the_pair_formula():
+    h, w, d = 2, 3, 8
+    cos, sin = rope_2d_tables(h, w, d, dtype=torch.float64)
+    x = torch.randn(h * w, d, dtype=torch.float64)
+    y = apply_rope_2d(x, cos, sin)
+    freqs = [1.0, 1e-4]  # d/4 = 2 frequencies 10000^(-j/1)
+    for token in range(h * w):
+        row, col = divmod(token, w)
+        for pair in range(d // 2):
+            pos = row if pair < d // 4 else col
+            phi = pos * freqs[pair % (d // 4)]
+            a, b = x[token, 2 * pair], x[token, 2 * pair + 1]
+            assert y[token, 2 * pair].item() == pytest.approx((a * math.cos(phi) - b * math.sin(phi)).item(), abs=1e-12)
+            assert y[token, 2 * pair + 1].item() == pytest.approx((b * math.cos(phi) + a * math.sin(phi)).item(), abs=1e-12)
+
+
+def test_rope_tables_need_a_multiple_of_four():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        rope_2d_tables(2, 2, 6)
+
+
+# ----------------------------------------------------------------------------- the reference
+
+def quadratic_form(q, k, v, variant: str, rope_hw, eps: float = 1e-6):
+    """The specs' equivalent N x N weight formulations (ravlt.md / mala.md §2.4, inline.md §2.1)."""
+    n, d = q.shape[-2:]
+    s = d ** -0.5
+    if variant == "inline":
+        k_mean = k.mean(-2, keepdim=True)
+        weights = (s / n) * (q @ k.transpose(-1, -2)) - (s / n) * (q @ k_mean.transpose(-1, -2)) + 1 / n
+        return weights @ v
+    q, k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
+    cos, sin = rope_2d_tables(*rope_hw, d, dtype=q.dtype) if rope_hw else (torch.ones(()), torch.zeros(()))
+    rotated = apply_rope_2d(q, cos, sin) @ apply_rope_2d(k, cos, sin).transpose(-1, -2)  # R(q_i) . R(k_j)
+    plain = q @ k.transpose(-1, -2)
+    if variant == "rala":
+        alpha = torch.softmax(s * q.mean(-2, keepdim=True) @ k.transpose(-1, -2), dim=-1)  # (.., 1, N)
+        return (alpha * rotated) @ v / ((alpha * plain).sum(-1, keepdim=True) + eps)
+    z = s * (q @ k.mean(-2, keepdim=True).transpose(-1, -2))
+    beta, gamma = 1 + 1 / (z + eps), z / n
+    return (beta * (s / n) * rotated - gamma) @ v
+
+
+@pytest.mark.parametrize("variant, rope_hw", [("rala", (3, 4)), ("rala", None), ("mala", (3, 4)), ("mala", None),
+                                              ("inline", None)])
+def test_reference_matches_the_quadratic_form(variant, rope_hw):
+    q, k, v = (torch.randn(2, 2, 12, 8, dtype=torch.float64) for _ in range(3))
+    y = linear_attention_reference(q, k, v, variant=variant, rope_hw=rope_hw)
+    torch.testing.assert_close(y, quadratic_form(q, k, v, variant, rope_hw), rtol=1e-10, atol=1e-10)
+
+
+def test_reference_variants_differ():
+    """The three cores and RoPE each change the output (so the tests above can tell them apart)."""
+    q, k, v = (torch.randn(1, 1, 12, 8, dtype=torch.float64) for _ in range(3))
+    outs = [linear_attention_reference(q, k, v, variant=var, rope_hw=hw)
+            for var, hw in [("rala", None), ("rala", (3, 4)), ("mala", None), ("mala", (3, 4)), ("inline", None)]]
+    for i in range(len(outs)):
+        for j in range(i):
+            assert (outs[i] - outs[j]).abs().max() > 1e-3
+
+
+def test_reference_float32_matches_float64():
+    q, k, v = (torch.randn(2, 2, 49, 16, dtype=torch.float64) for _ in range(3))
+    for variant, hw in [("rala", (7, 7)), ("mala", (7, 7)), ("inline", None)]:
+        y64 = linear_attention_reference(q, k, v, variant=variant, rope_hw=hw)
+        y32 = linear_attention_reference(q.float(), k.float(), v.float(), variant=variant, rope_hw=hw)
+        assert y32.dtype == torch.float32
+        torch.testing.assert_close(y32.double(), y64, rtol=1e-5, atol=1e-5)
+
+
+def test_reference_keeps_low_precision_dtypes_and_computes_in_fp32():
+    q, k, v = (torch.randn(1, 2, 20, 16) for _ in range(3))
+    y = linear_attention_reference(q.bfloat16(), k.bfloat16(), v.bfloat16(), variant="mala", rope_hw=(4, 5))
+    expected = linear_attention_reference(q.bfloat16().float(), k.bfloat16().float(), v.bfloat16().float(),
+                                          variant="mala", rope_hw=(4, 5))
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y, expected.bfloat16(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("variant, rope_hw", [("rala", (2, 3)), ("mala", (2, 3)), ("inline", None)])
+def test_reference_gradcheck_float64(variant, rope_hw):
+    q, k, v = (torch.randn(1, 2, 6, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: linear_attention_reference(a, b, c, variant=variant, rope_hw=rope_hw), (q, k, v), fast_mode=True)
+
+
+# ----------------------------------------------------------------------------- Triton vs reference
+
+def triton_path(variant, rope_hw, **cfg):
+    from zoo.kernels.linear_attention.triton_linear_attention import LaunchConfig, linear_attention_triton
+    config = LaunchConfig(**cfg)
+    return lambda q, k, v: linear_attention_triton(q, k, v, variant=variant, rope_hw=rope_hw, cfg=config)
+
+
+def reference_path(variant, rope_hw):
+    return lambda q, k, v: linear_attention_reference(q, k, v, variant=variant, rope_hw=rope_hw)
+
+
+def check_triton_against_reference(variant, rope_hw, shape, dtype, scale: float = 1.0, layout="channels_first",
+                                   ratio: float | None = None, **cfg):
+    make = leaf_views if layout == "channels_first" else (
+        lambda *a, **kw: [x.detach().contiguous().requires_grad_() for x in leaf_views(*a, **kw)])
+    q, k, v = make(*shape, dtype=dtype, scale=scale)
+    y, grads = forward_and_grads(triton_path(variant, rope_hw, **cfg), q, k, v)
+    y_ref, grads_ref = forward_and_grads(reference_path(variant, rope_hw), q, k, v)
+    ratio = ratio or RATIO[dtype]
+    assert_close("y", y, y_ref, ratio)
+    for name, g, g_ref in zip(("dq", "dk", "dv"), grads, grads_ref):
+        assert_close(name, g, g_ref, ratio)
+    return y, grads
+
+
+MAIN_CASES = [("rala", (7, 11)), ("rala", None), ("mala", (7, 11)), ("mala", None), ("inline", None)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("variant, rope_hw", MAIN_CASES)
+def test_triton_matches_reference(variant, rope_hw, dtype):
+    # N = 77 in blocks of 32: three blocks (the last ragged) in two chunks
+    check_triton_against_reference(variant, rope_hw, (1, 2, 77, 16), dtype, block_n=32, chunks=2)
+
+
+@pytest.mark.parametrize("variant, rope_hw, d, dtype", [
+    ("rala", (5, 10), 32, torch.float32),
+    ("mala", (5, 10), 64, torch.bfloat16),
+    ("inline", None, 32, torch.bfloat16),
+    ("inline", None, 64, torch.float32),
+])
+def test_triton_head_dims(variant, rope_hw, d, dtype):
+    check_triton_against_reference(variant, rope_hw, (2, 1, 50, d), dtype, block_n=16, chunks=3)
+
+
+def test_triton_contiguous_inputs():
+    check_triton_against_reference("mala", (5, 10), (2, 1, 50, 16), torch.float32, layout="contiguous",
+                                   block_n=32, chunks=1)
+
+
+def test_triton_rala_softmax_is_stable_for_large_logits():
+    # keys 30x larger: logits of several hundred, exp() overflows without the running max. fp32
+    # rounding of logits that large moves exp(logit - max) by ~|logit| * 6e-8 in both
+    # implementations, hence a looser ratio than RATIO[float32].
+    check_triton_against_reference("rala", (5, 10), (1, 2, 50, 16), torch.float32, scale=30.0, ratio=2e-4,
+                                   block_n=16, chunks=2)
+
+
+def test_triton_output_is_token_minor_for_channels_first_inputs():
+    q, k, v = leaf_views(1, 2, 50, 16)
+    y, grads = forward_and_grads(triton_path("mala", (5, 10), block_n=64), q, k, v)
+    assert y.stride(-2) == 1 and y.transpose(-1, -2).is_contiguous()
+    assert all(g.stride(-2) == 1 for g in grads)
+    q, k, v = (x.detach().contiguous().requires_grad_() for x in (q, k, v))
+    assert triton_path("mala", (5, 10), block_n=64)(q, k, v).is_contiguous()
+
+
+# ----------------------------------------------------------------------------- public API and dispatch
+
+def test_public_function_forced_triton_matches_reference(monkeypatch):
+    monkeypatch.delenv("ZOO_KERNELS_IMPL", raising=False)
+    q, k, v = leaf_views(1, 2, 35, 32, seed=3)
+    y, grads = forward_and_grads(
+        lambda a, b, c: linear_attention(a, b, c, variant="rala", rope_hw=(5, 7), impl="triton"), q, k, v)
+    y_ref, grads_ref = forward_and_grads(
+        lambda a, b, c: linear_attention(a, b, c, variant="rala", rope_hw=(5, 7), impl="reference"), q, k, v)
+    assert y.stride(-2) == 1  # the Triton path ran (the reference returns token-major)
+    assert y_ref.stride(-1) == 1
+    assert_close("y", y, y_ref, RATIO[torch.float32])
+    for name, g, g_ref in zip(("dq", "dk", "dv"), grads, grads_ref):
+        assert_close(name, g, g_ref, RATIO[torch.float32])
+
+
+def test_dispatch(monkeypatch):
+    cpu = torch.zeros(1, 1, 4, 16)
+    monkeypatch.delenv("ZOO_KERNELS_IMPL", raising=False)
+    assert resolve_impl("auto", cpu) == "reference"
+    assert resolve_impl("triton", cpu) == "triton"  # TRITON_INTERPRET=1 (conftest) or CUDA
+    assert resolve_impl("auto", cpu.double()) == "reference"
+    monkeypatch.setenv("ZOO_KERNELS_IMPL", "triton")
+    assert resolve_impl("auto", cpu) == "triton"
+    assert resolve_impl("reference", cpu) == "reference"  # an explicit argument wins
+    monkeypatch.setenv("ZOO_KERNELS_IMPL", "reference")
+    assert resolve_impl("auto", cpu) == "reference"
+    monkeypatch.setenv("ZOO_KERNELS_IMPL", "cuda")
+    with pytest.raises(ValueError, match="ZOO_KERNELS_IMPL"):
+        resolve_impl("auto", cpu)
+
+
+def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        resolve_impl("triton", torch.zeros(1, 1, 4, 16))
+
+
+def test_public_function_dtype_and_shape():
+    q, k, v = leaf_views(2, 3, 20, 8, dtype=torch.bfloat16)
+    y = linear_attention(q, k, v, variant="mala", rope_hw=(4, 5))
+    assert y.shape == (2, 3, 20, 8) and y.dtype == torch.bfloat16
+
+
+def _qkv(shape=(1, 2, 12, 16), dtype=torch.float32):
+    return [torch.randn(shape, dtype=dtype) for _ in range(3)]
+
+
+@pytest.mark.parametrize("change, kwargs, match", [
+    (lambda q, k, v: (q[0], k[0], v[0]), {}, r"expected q of shape \(B, heads, N, d\), got 3-D"),
+    (lambda q, k, v: (q, k[..., :8], v), {}, r"same shape .* k \(1, 2, 12, 8\)"),
+    (lambda q, k, v: (q, k, v.double()), {}, "share a dtype"),
+    (lambda q, k, v: (q.int(), k.int(), v.int()), {}, "expected dtype in"),
+    (lambda q, k, v: (q, k.to("meta"), v), {}, "share a device"),
+    (lambda q, k, v: (q, k, v), {"variant": "softmax"}, "variant must be one of"),
+    (lambda q, k, v: (q, k, v), {"variant": "inline", "rope_hw": (3, 4)}, "'inline' has no RoPE"),
+    (lambda q, k, v: (q, k, v), {"rope_hw": (3, 5)}, r"gives 15 tokens, expected N=12"),
+    (lambda q, k, v: (q, k, v), {"rope_hw": (12,)}, "pair of positive ints"),
+    (lambda q, k, v: (q[..., :6], k[..., :6], v[..., :6]), {"rope_hw": (3, 4)}, "divisible by 4, got d=6"),
+    (lambda q, k, v: (q, k, v), {"impl": "cuda"}, "impl must be one of"),
+    (lambda q, k, v: (q[..., :8], k[..., :8], v[..., :8]), {"impl": "triton"}, r"head dim d in \(16, 32, 64\), got d=8"),
+    (lambda q, k, v: (q.double(), k.double(), v.double()), {"impl": "triton"}, "got torch.float64"),
+])
+def test_errors(change, kwargs, match):
+    q, k, v = change(*_qkv())
+    kwargs = {"variant": "rala", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        linear_attention(q, k, v, **kwargs)
+
+
+# ----------------------------------------------------------------------------- benchmark and GPU
+
+def test_bench_quick_cpu(tmp_path):
+    from zoo.kernels.linear_attention import bench
+    rows = bench.main(["--device", "cpu", "--quick", "--out", str(tmp_path / "bench")])
+    assert rows and {"variant", "n_tokens", "head_dim", "impl", "pass", "ms"} <= set(rows[0])
+    meta = json.loads((tmp_path / "bench.json").read_text())
+    assert meta["device"] and meta["torch"] and meta["rows"]
+    assert (tmp_path / "bench.csv").read_text().startswith("variant,")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant, rope_hw", MAIN_CASES)
+def test_gpu_triton_matches_reference(variant, rope_hw):
+    n = 56 * 56 if rope_hw else 3000
+    hw = (56, 56) if rope_hw else None
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        fused = torch.randn(4, 3 * 4 * 32, n, device="cuda", generator=gen).to(dtype)
+        q, k, v = (t.view(4, 4, 32, n).transpose(-1, -2).detach().requires_grad_() for t in fused.chunk(3, 1))
+        y, grads = forward_and_grads(lambda a, b, c: linear_attention(a, b, c, variant=variant, rope_hw=hw), q, k, v)
+        assert y.stride(-2) == 1  # auto picked Triton on CUDA
+        y_ref, grads_ref = forward_and_grads(reference_path(variant, hw), q, k, v)
+        assert_close("y", y, y_ref, RATIO[dtype])
+        for name, g, g_ref in zip(("dq", "dk", "dv"), grads, grads_ref):
+            assert_close(name, g, g_ref, RATIO[dtype])
