@@ -163,3 +163,31 @@ def test_eval_logits_do_not_depend_on_batch(variant):
         batched = model(images)
         single = model(images[:1])
     torch.testing.assert_close(single, batched[:1], atol=1e-5, rtol=1e-5)
+
+
+TRITON_FIXTURE_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_ravlt import build_classifier, checkpoint_filter_fn, load_golden
+golden = load_golden({name!r})
+model = build_classifier(golden).eval()
+model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model))
+with torch.no_grad():
+    print(golden.assert_close(model(golden.input)))
+"""
+
+
+@pytest.mark.parametrize("name", ["ravlt__tiny_cfg_nonsquare", "mala__tiny_cfg"])
+def test_classifier_matches_official_on_the_triton_kernel(name):
+    """The same fixtures through the fused Triton kernel (interpreted on CPU, compiled on a GPU machine)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {**os.environ, "ZOO_KERNELS_IMPL": "triton"}
+    if not torch.cuda.is_available():
+        env["TRITON_INTERPRET"] = "1"
+    script = TRITON_FIXTURE_SCRIPT.format(tests=str(Path(__file__).parent), name=name)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) < 1e-4

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .rope import apply_rope_2d, rope_2d_tables
+from ..kernels.linear_attention import apply_rope_2d, linear_attention, rope_2d_tables
 
 CORES = ("rala", "mala", "softmax")
 
@@ -23,14 +23,6 @@ def softmax_rope_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw
     """softmax(d^-1/2 R(Q) R(K)^T) V on raw projections, via SDPA."""
     cos, sin = rope_2d_tables(*hw, q.shape[-1], device=q.device, dtype=q.dtype)
     return F.scaled_dot_product_attention(apply_rope_2d(q, cos, sin), apply_rope_2d(k, cos, sin), v)
-
-
-def linear_rope_attention(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: tuple[int, int], variant: str,
-) -> torch.Tensor:
-    """RALA / MALA linear attention; dispatches to `zoo.kernels` (Triton on GPU)."""
-    from .linear_cores import linear_attention
-    return linear_attention(q, k, v, variant=variant, rope_hw=hw)
 
 
 class GatedRoPEAttention(nn.Module):
@@ -61,7 +53,8 @@ class GatedRoPEAttention(nn.Module):
         if self.core == "softmax":
             y = softmax_rope_attention(q, k, v, (h, w))
         else:
-            y = linear_rope_attention(q, k, v, (h, w), self.core)
+            # RALA / MALA: the shared fused kernel on GPU, its reference on CPU.
+            y = linear_attention(q, k, v, variant=self.core, rope_hw=(h, w))
         y = y.transpose(-1, -2).reshape(b, c, h, w)
         return self.proj((y + lepe) * gate)
 

@@ -260,17 +260,22 @@ def default_ggem_groups(model: nn.Module) -> Optional[int]:
 
 
 def _vit_like_kind(model: nn.Module) -> Optional[str]:
-    """'vit' / 'eva' for the token models whose head pools through `attn_pool`, else None."""
+    """'vit' / 'eva' for the token models whose head pools through `attn_pool`, else None.
+
+    'vit': the model slices the prefix tokens off before `attn_pool`; 'eva': it does not."""
     from timm.models.eva import Eva
     from timm.models.vision_transformer import VisionTransformer
     if type(model).__name__ == "VisionTransformerDistilled" or getattr(model, "dist_token", None) is not None:
         raise ValueError(
             f"{type(model).__name__} averages a class- and a distillation-token head and never pools; "
             "GGeM cannot replace its pooling (use the non-distilled model)")
-    if isinstance(model, VisionTransformer):
-        return "vit"
     if isinstance(model, Eva):
         return "eva"
+    if isinstance(model, VisionTransformer) or "attn_pool" in model.__dict__ or "attn_pool" in model._modules:
+        # timm ViT, and any token model following its convention (the hook for zoo families):
+        # `self.attn_pool = None` at build, and in forward_head, before its own pooling,
+        # `if self.attn_pool is not None: x = self.attn_pool(x[:, self.num_prefix_tokens:])`.
+        return "vit"
     return None
 
 
