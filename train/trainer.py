@@ -120,8 +120,6 @@ class Trainer:
                 "scaler": self.scaler.state_dict(), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "updates": self.updates, "rng": rngs, "world_size": self.info.world_size,
                 "has_ema": self.ema is not None, "best": self.best, "last_eval": self.last_eval,
-                "model_name": self.cfg.model.name,
-                "model_kwargs_yaml": OmegaConf.to_yaml(self.cfg.model.kwargs),
                 "num_classes": self.num_classes,
                 "config_yaml": OmegaConf.to_yaml(self.cfg),
             }

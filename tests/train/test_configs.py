@@ -1,6 +1,7 @@
 """The Hydra configs: paper recipes against the specs, typo errors, CLI behaviour."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,18 @@ def test_weight_decay_rule_decays_4d_layer_scales_only_beyond_1d_params() -> Non
     for name, p in named.items():
         expected = 0.0 if p.ndim <= 1 or name.endswith(".bias") else 0.05
         assert decay_of[id(p)] == expected, name
+
+
+def test_multirun_sweep_runs_each_job_in_its_own_directory(zoo_cache: Path, tmp_path: Path) -> None:
+    from train_helpers import TINY
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo.train", "-m", *TINY, "optim.lr=1e-3,2e-3", "sched.epochs=1",
+         "debug.max_steps_per_epoch=1", "ema.enabled=false"],
+        cwd=tmp_path, env=subprocess_env(zoo_cache), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = tmp_path / "outputs" / "multirun" / "digits"
+    summaries = sorted(sweep.glob("*/summary.json"))
+    assert len(summaries) == 2, list(sweep.iterdir())
+    assert {json.loads(p.read_text())["lr"] for p in summaries} == {1e-3, 2e-3}
+    assert sorted(p.parent.name for p in summaries) == ["0", "1"]
