@@ -21,30 +21,43 @@ from typing import Optional
 
 import torch
 
-from .reference import compute_dtype, lif_backward_reference, multistep_lif_reference
+from .reference import lif_backward_reference, multistep_lif_reference
 
-__all__ = ["multistep_lif", "multistep_lif_reference", "lif_backward_reference", "resolve_impl", "IMPLS"]
+__all__ = ["multistep_lif", "multistep_lif_reference", "lif_backward_reference", "resolve_impl", "IMPLS", "ENV_IMPL"]
 
 IMPLS = ("auto", "triton", "reference")
+
+
+ENV_IMPL = "ZOO_KERNELS_IMPL"
 
 
 def _triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
+def _triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def resolve_impl(x: torch.Tensor, impl: Optional[str] = None) -> str:
-    """'triton' or 'reference' for this tensor: argument, else ZOO_KERNELS_IMPL, else by device."""
-    choice = (impl or os.environ.get("ZOO_KERNELS_IMPL") or "auto").lower()
-    if choice == "torch":
-        choice = "reference"
-    if choice not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {choice!r}")
+    """'triton' or 'reference' for x: the argument, else ZOO_KERNELS_IMPL for 'auto', else by device."""
+    if impl is not None and impl not in IMPLS:
+        raise ValueError(f"multistep_lif: impl must be one of {IMPLS}, got {impl!r}")
+    choice = impl or "auto"
     if choice == "auto":
-        return "triton" if x.is_cuda else "reference"
+        choice = os.environ.get(ENV_IMPL, "") or "auto"
+        if choice not in IMPLS:
+            raise ValueError(f"environment variable {ENV_IMPL} must be one of {IMPLS}, got {choice!r}")
+    if choice == "auto":
+        return "triton" if x.is_cuda and _triton_available() else "reference"
     if choice == "triton" and not x.is_cuda and not _triton_interpreted():
-        raise RuntimeError(
-            "the Triton LIF kernel needs a CUDA tensor, or TRITON_INTERPRET=1 (set before triton is imported) "
-            "to run on CPU tensors; use impl='reference' on CPU")
+        raise ValueError(
+            "multistep_lif: the Triton path needs CUDA tensors (or TRITON_INTERPRET=1, set before the kernel "
+            f"is first used, for CPU tensors), got device {x.device}; use impl='reference'")
     return choice
 
 

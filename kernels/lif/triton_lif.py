@@ -27,10 +27,10 @@ BLOCK = 1024
 
 @triton.jit
 def _lif_fwd_kernel(
-        x_ptr, s_ptr, h_ptr, N,
-        tau, v_th, v_reset,
+        x_ptr, s_ptr, h_ptr, p_ptr, N,
         T: tl.constexpr, STORE_H: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
 ):
+    tau, v_th, v_reset = tl.load(p_ptr), tl.load(p_ptr + 1), tl.load(p_ptr + 2)
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -56,15 +56,15 @@ def _lif_fwd_kernel(
 
 @triton.jit
 def _lif_bwd_kernel(
-        gs_ptr, h_ptr, gx_ptr, N,
-        tau, v_th, v_reset, alpha,
+        gs_ptr, h_ptr, gx_ptr, p_ptr, N,
         T: tl.constexpr, DETACH_RESET: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
 ):
+    tau, v_th, v_reset = tl.load(p_ptr), tl.load(p_ptr + 1), tl.load(p_ptr + 2)
+    alpha, decay = tl.load(p_ptr + 3), tl.load(p_ptr + 4)
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     cdt = tl.float64 if FP64 else tl.float32
-    decay = 1.0 - 1.0 / tau
     g = tl.zeros([BLOCK], dtype=cdt)  # dL/dh_{t+1}
     h_ptrs, gs_ptrs, gx_ptrs = h_ptr + offs, gs_ptr + offs, gx_ptr + offs
     for _ in tl.static_range(T - 1):  # to step T-1 by pointer steps (no int32 product t * N)
@@ -92,15 +92,36 @@ def _grid(n: int):
     return (triton.cdiv(n, BLOCK),)
 
 
+_PARAMS: dict = {}
+
+
+def _params(device: torch.device, dtype: torch.dtype, tau: float, v_th: float, v_reset: float,
+            alpha: float = 0.0) -> torch.Tensor:
+    """The neuron's constants as a tensor of the compute dtype (cached per device).
+
+    Triton passes Python floats as float32; in a tensor they keep float64
+    precision on the float64 path, and round exactly as PyTorch rounds a Python
+    scalar against a float32 tensor on the float32 path.
+    """
+    key = (device, dtype, tau, v_th, v_reset, alpha)
+    params = _PARAMS.get(key)
+    if params is None:
+        if len(_PARAMS) > 64:
+            _PARAMS.clear()
+        params = _PARAMS[key] = torch.tensor([tau, v_th, v_reset, alpha, 1.0 - 1.0 / tau], dtype=dtype, device=device)
+    return params
+
+
 def lif_forward_triton(x2d: torch.Tensor, tau: float, v_th: float, v_reset: float, store_h: bool):
     """x2d: (T, N) contiguous. Returns (spikes in x's dtype, h in the compute dtype or None)."""
     T, N = x2d.shape
     fp64 = x2d.dtype == torch.float64
+    cdt = torch.float64 if fp64 else torch.float32
     spikes = torch.empty_like(x2d)
-    h = torch.empty((T, N), device=x2d.device, dtype=torch.float64 if fp64 else torch.float32) if store_h else None
+    h = torch.empty((T, N), device=x2d.device, dtype=cdt) if store_h else None
     if N:
         _lif_fwd_kernel[_grid(N)](
-            x2d, spikes, h if store_h else spikes, N, float(tau), float(v_th), float(v_reset),
+            x2d, spikes, h if store_h else spikes, _params(x2d.device, cdt, tau, v_th, v_reset), N,
             T=T, STORE_H=store_h, FP64=fp64, BLOCK=BLOCK)
     return spikes, h
 
@@ -112,6 +133,6 @@ def lif_backward_triton(grad_s: torch.Tensor, h: torch.Tensor, out_dtype: torch.
     grad_x = torch.empty((T, N), device=h.device, dtype=out_dtype)
     if N:
         _lif_bwd_kernel[_grid(N)](
-            grad_s, h, grad_x, N, float(tau), float(v_th), float(v_reset), float(alpha),
+            grad_s, h, grad_x, _params(h.device, h.dtype, tau, v_th, v_reset, alpha), N,
             T=T, DETACH_RESET=detach_reset, FP64=h.dtype == torch.float64, BLOCK=BLOCK)
     return grad_x

@@ -551,10 +551,10 @@ def _official_names_by_position(state_dict: dict[str, torch.Tensor], model: MaxF
             f"checkpoint keys are not the official Max-Former names and there are {len(state_dict)} of them, "
             f"not the official {len(official)}: cannot map them by position")
     ours = model.state_dict()
-    renamed = rename_keys(dict.fromkeys(official), OFFICIAL_KEY_RULES)
+    our_names = list(rename_keys(dict.fromkeys(official), OFFICIAL_KEY_RULES))
     out = {}
     for i, ((key, value), name) in enumerate(zip(state_dict.items(), official)):
-        expected = ours.get(list(renamed)[i])
+        expected = ours.get(our_names[i])
         if expected is not None and expected.shape != value.shape and not name.startswith("head."):
             raise CheckpointMismatchError(
                 f"position {i}: checkpoint key {key!r} has shape {tuple(value.shape)}, the official key there "
@@ -575,7 +575,8 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: MaxFormer) -> dict[s
     """
     state_dict = strip_prefixes(unwrap_state_dict(state_dict, ("state_dict", "model", "state_dict_ema")), ("module.",))
     if "stem.conv1.conv.weight" not in state_dict:  # official layout
-        if not set(official_key_order([len(s.blocks) for s in model.stages])) <= set(state_dict):
+        official = set(official_key_order([len(s.blocks) for s in model.stages]))
+        if 2 * sum(k in official for k in state_dict) < len(state_dict):  # mostly other names
             state_dict = _official_names_by_position(state_dict, model)
         state_dict = rename_keys(state_dict, OFFICIAL_KEY_RULES)
     expected = model.state_dict()
