@@ -38,7 +38,8 @@ from timm.layers import ClassifierHead, DropPath, Mlp, PatchEmbed, resample_abs_
 from timm.layers import resize_rel_pos_bias_table
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
-from timm.models.swin_transformer import PatchMerging, SwinTransformerBlock, window_partition, window_reverse
+from timm.models.swin_transformer import (
+    PatchMerging, SwinTransformerBlock, WindowAttention, window_partition, window_reverse)
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -324,6 +325,45 @@ def _swin_window_shift(resolution: tuple[int, int], window: int, shift: int) -> 
     return window, shift
 
 
+class TableWindowAttention(WindowAttention):
+    """timm's Swin window attention with the bias table sized for `table_window` >= the window.
+
+    In every official configuration the two are equal. When a small input clamps
+    the window to a smaller map, the block keeps the table of its configured
+    window and reads the central offsets (the bias of each relative offset stays
+    the trained one); the official code would build a smaller table instead.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, table_window: int, **kwargs: Any):
+        self.table_window = table_window
+        super().__init__(dim, num_heads, window_size=window_size, **kwargs)
+        t = 2 * table_window - 1
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(t * t, num_heads))
+        trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def _init_buffers(self) -> None:
+        win_h, win_w = self.window_size
+        t = self.table_window
+        coords = torch.stack(torch.meshgrid(
+            torch.arange(win_h, device=self.relative_position_index.device),
+            torch.arange(win_w, device=self.relative_position_index.device), indexing="ij")).flatten(1)
+        rel = coords[:, :, None] - coords[:, None, :] + (t - 1)  # offsets shifted into [0, 2t - 2]
+        self.relative_position_index.copy_(rel[0] * (2 * t - 1) + rel[1])
+
+
+def _softmax_swin_block(
+        dim: int, resolution: tuple[int, int], num_heads: int, window: int, shift: int, table_window: int,
+        mlp_ratio: float, qkv_bias: bool, proj_drop: float, attn_drop: float, drop_path: float,
+) -> SwinTransformerBlock:
+    """timm's shifted-window block (-100 mask, relative position bias) with the official window / shift."""
+    block = SwinTransformerBlock(
+        dim, resolution, num_heads, window_size=window, shift_size=shift, always_partition=True,
+        mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop, attn_drop=attn_drop, drop_path=drop_path)
+    block.attn = TableWindowAttention(
+        dim, num_heads, window, table_window, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+    return block
+
+
 class InLineSwinBlock(nn.Module):
     """Swin block with InLine attention per window (one window = the whole map in every official model)."""
 
@@ -397,10 +437,9 @@ class InLineSwinStage(_Stage):
                 blocks.append(InLineSwinBlock(
                     out_dim, num_heads, ws, shift, mlp_ratio, qkv_bias, proj_drop, drop_path_rates[i]))
             else:
-                blocks.append(SwinTransformerBlock(
-                    out_dim, resolution, num_heads, window_size=ws, shift_size=shift, always_partition=True,
-                    mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop, attn_drop=attn_drop,
-                    drop_path=drop_path_rates[i]))
+                blocks.append(_softmax_swin_block(
+                    out_dim, resolution, num_heads, ws, shift, target, mlp_ratio, qkv_bias, proj_drop, attn_drop,
+                    drop_path_rates[i]))
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -852,9 +891,9 @@ CSWIN_KEY_RULES = [
 
 
 def _drop_absent_head(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """A head-less model (features_only, num_classes=0) ignores the checkpoint's classifier."""
+    """A model without a classifier or final norm (features_only, num_classes=0) ignores the checkpoint's."""
     expected = model.state_dict()
-    return {k: v for k, v in state_dict.items() if k in expected or not k.startswith("head")}
+    return {k: v for k, v in state_dict.items() if k in expected or not k.startswith(("head", "norm."))}
 
 
 def _filter_deit(state_dict: dict[str, torch.Tensor], model: InLineDeiT) -> dict[str, torch.Tensor]:
@@ -875,7 +914,7 @@ def _filter_swin(state_dict: dict[str, torch.Tensor], model: InLineSwin) -> dict
         if key.endswith("relative_position_bias_table") and key in expected and value.shape != expected[key].shape:
             attn = model.get_submodule(key.rsplit(".", 1)[0])
             state_dict[key] = resize_rel_pos_bias_table(
-                value, new_window_size=attn.window_size, new_bias_shape=tuple(expected[key].shape))
+                value, new_window_size=to_2tuple(attn.table_window), new_bias_shape=tuple(expected[key].shape))
     return check_state_dict(_drop_absent_head(state_dict, model), model, classifier="head.fc")
 
 
