@@ -344,7 +344,7 @@ class InceptionTransformer(nn.Module):
         return dict(
             stem=r"^stem",
             blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.(downsample|pos_embed)", (0,)),
+                (r"^stages\.(\d+)\.(?:downsample|pos_embed)", (0,)),
                 (r"^stages\.(\d+)\.blocks\.(\d+)", None),
                 (r"^norm", (99999,)),
             ],
