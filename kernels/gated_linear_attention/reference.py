@@ -84,7 +84,7 @@ def causal_gla_chunked(
     """
     B, H, N, dk = q.shape
     dv = v.shape[-1]
-    C = chunk_size
+    C = max(1, min(chunk_size, N))
     pad = (-N) % C
     if pad:  # zero tokens at the end: zero k, v and gates change no real output
         q, k, v, a = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v, a))
@@ -95,7 +95,7 @@ def causal_gla_chunked(
     causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     rel = A.unsqueeze(-2) - A.unsqueeze(-3)                      # (B, H, nc, t, s, dk)
     rel = rel.masked_fill(~causal[..., None], float("-inf")).exp()
-    scores = torch.einsum("bhntc,bhnsc,bhntsc->bhnts", q, k, rel)
+    scores = (q.unsqueeze(-2) * k.unsqueeze(-3) * rel).sum(-1)
     out = scores @ v
     # Inter-chunk: o[t] += (q_t * exp(A[t])) @ S_prev; S = diag(exp(A_last)) S + (k * exp(A_last - A))^T v.
     q_dec = q * A.exp()
