@@ -439,6 +439,9 @@ class InceptionTransformer(nn.Module):
         self.stages = self.stages[:max_index + 1]
         if prune_norm or max_index < len(self.feature_info) - 1:
             self.norm = nn.Identity()
+        if max_index < len(self.feature_info) - 1:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+            self.head.reset(self.num_classes, in_features=self.num_features)
         if prune_head:
             self.reset_classifier(0, "")
         return take_indices
