@@ -343,10 +343,19 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
 @dataclass(frozen=True)
 class LaunchConfig:
     """Tile and split sizes. `block_n`: tokens per tile (>= 16, power of two);
-    `chunks`: token chunks per (batch, head) in the reductions (None: enough to fill the device)."""
+    `chunks`: token chunks per (batch, head) in the reductions (None: enough to fill the device);
+    `num_warps`: None picks 4 for d <= 32 and 8 for d = 64 (ptxas for sm_90 then needs no
+    spill stack at block_n=64; with 4 warps at d=64 the backward kernels spill ~1 KB/thread)."""
     block_n: int = 64
     chunks: Optional[int] = None
-    num_warps: int = 4
+    num_warps: Optional[int] = None
+
+    def __post_init__(self):
+        if self.block_n < 16 or self.block_n & (self.block_n - 1):
+            raise ValueError(f"block_n must be a power of two >= 16 (tl.dot tiles), got {self.block_n}")
+
+    def warps(self, head_dim: int) -> int:
+        return self.num_warps or (4 if head_dim <= 32 else 8)
 
 
 @dataclass(frozen=True)
@@ -408,7 +417,7 @@ def _forward(q, k, v, p: _Problem, cfg: LaunchConfig):
     if p.softmax:
         part = torch.empty(bh, chunks, d, **f32)
         _qbar_kernel[(bh, chunks)](q, part, *q.stride(), h, n, per_chunk, n_blocks, chunks,
-                                   D=d, BN=bn, num_warps=cfg.num_warps)
+                                   D=d, BN=bn, num_warps=cfg.warps(d))
         qbar = part.sum(1) / n
     kv_part = torch.empty(bh, chunks, d, d, **f32)
     kbar_part = torch.empty(bh, chunks, d, **f32)
@@ -419,7 +428,7 @@ def _forward(q, k, v, p: _Problem, cfg: LaunchConfig):
         k, v, qbar, kv_part, kbar_part, vbar_part, max_part, sum_part, *k.stride(), *v.stride(),
         h, n, p.width, per_chunk, n_blocks, chunks, p.scale,
         D=d, BN=bn, ELU=p.elu, ROPE=p.rope, SOFTMAX=p.softmax, DOT_PRECISION=p.dot_precision,
-        num_warps=cfg.num_warps)
+        num_warps=cfg.warps(d))
     vbar = vbar_part.sum(1) / n
     if p.softmax:  # merge the chunks' online-softmax states
         row_max = max_part.max(1).values
@@ -434,7 +443,7 @@ def _forward(q, k, v, p: _Problem, cfg: LaunchConfig):
     _apply_kernel[(bh, n_blocks)](
         q, y, kv, kbar, vbar, *q.stride(), *y.stride(), h, n, p.width, p.scale, p.eps,
         D=d, BN=bn, VARIANT=p.variant, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision,
-        num_warps=cfg.num_warps)
+        num_warps=cfg.warps(d))
     return y, (kv.contiguous(), kbar.contiguous(), vbar.contiguous(), qbar.contiguous(),
                row_max.contiguous(), total.contiguous())
 
@@ -449,7 +458,7 @@ def _backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
     dkv_part = torch.empty(bh, chunks, d, d, **f32)
     dkbar_part = torch.empty(bh, chunks, d, **f32)
     dvbar_part = torch.empty(bh, chunks, d, **f32)
-    common = dict(D=d, BN=bn, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision, num_warps=cfg.num_warps)
+    common = dict(D=d, BN=bn, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision, num_warps=cfg.warps(d))
     _reduce_grad_kernel[(bh, chunks)](
         q, dy, kv, kbar, vbar, dkv_part, dkbar_part, dvbar_part, *q.stride(), *dy.stride(),
         h, n, p.width, per_chunk, n_blocks, chunks, p.scale, p.eps, VARIANT=p.variant, **common)
