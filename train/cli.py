@@ -17,9 +17,13 @@ register_configs()
 
 @hydra.main(config_path="pkg://zoo.configs", config_name="train", version_base="1.3")
 def _hydra_train(cfg: DictConfig) -> Optional[float]:
-    from .trainer import run  # heavy imports only once Hydra has parsed the command line
+    from .trainer import TrainingInterrupted, run  # heavy imports only once Hydra has parsed the command line
 
-    summary = run(cfg, output_dir=HydraConfig.get().runtime.output_dir)
+    try:
+        summary = run(cfg, output_dir=HydraConfig.get().runtime.output_dir)
+    except TrainingInterrupted as stop:
+        logging.getLogger("zoo.train").warning("%s", stop)
+        sys.exit(128 + stop.signum)  # the shell convention for "ended by signal N"
     top1 = summary.get("final_top1")
     return float(top1) if top1 is not None else None  # the sweep's objective (e.g. for Optuna)
 

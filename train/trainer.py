@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -21,6 +23,17 @@ from .engine import (autocast, create_criterion, create_model, create_optimizer,
 from .reporting import MetricsWriter, Progress, format_duration, write_summary
 
 log = logging.getLogger("zoo.train")
+
+
+class TrainingInterrupted(Exception):
+    """A stop signal arrived; a checkpoint of the position reached has been written."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; the run resumes when launched again")
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # what SLURM and torchrun send before killing
 
 
 def run(cfg: DictConfig, output_dir: Optional[str] = None) -> dict[str, Any]:
@@ -78,6 +91,13 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
         self.seconds_at_start = time.perf_counter()
         self.last_save_time = time.perf_counter()
+        self.stop_signal = 0
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum: int, _frame: Any) -> None:
+        self.stop_signal = signum  # acted on at the next optimizer step, where the state is consistent
 
     # ---- resume / checkpoint ---------------------------------------------------------------
     def _resume(self) -> Optional[Path]:
@@ -130,17 +150,20 @@ class Trainer:
         self.last_save_time = time.perf_counter()
         barrier(self.info)
 
-    def _mid_epoch_save_due(self) -> bool:
+    def _checkpoint_decision(self) -> tuple[bool, int]:
+        """(save now, stop signal or 0), the same on every rank."""
         c = self.cfg.checkpoint
         due = bool(c.every_steps) and self.updates % c.every_steps == 0
-        if c.every_minutes and not due and self.updates % 20 == 0:
-            # Wall clocks differ between ranks: rank 0 decides for everyone.
-            late = torch.tensor(float(time.perf_counter() - self.last_save_time > 60 * c.every_minutes))
-            if self.info.distributed:
-                late = late.to(self.info.device)
-                dist.broadcast(late, src=0)
-            due = bool(late.item())
-        return due
+        late = bool(c.every_minutes) and time.perf_counter() - self.last_save_time > 60 * c.every_minutes
+        if not self.info.distributed:
+            return due or late or bool(self.stop_signal), self.stop_signal
+        if self.updates % 10:
+            return due, 0
+        # Clocks and signal arrival differ between ranks: rank 0 decides for everyone.
+        flags = torch.tensor([float(late), float(self.stop_signal)], device=self.info.device)
+        dist.broadcast(flags, src=0)
+        stop = int(flags[1].item())
+        return due or bool(flags[0].item()) or bool(stop), stop
 
     # ---- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -206,8 +229,13 @@ class Trainer:
                           loss.item() if log_now else None, self.optimizer.param_groups[0]["lr"])
             if cfg.debug.step_delay_s:
                 time.sleep(cfg.debug.step_delay_s)
-            if step_now and batch_idx + 1 < n_batches and self._mid_epoch_save_due():
-                self.save()
+            if step_now and batch_idx + 1 < n_batches:
+                save, stop = self._checkpoint_decision()
+                if save:
+                    self.save()
+                if stop:
+                    progress.end_epoch()
+                    raise TrainingInterrupted(stop)
         img_s = progress.end_epoch()
         steps = max(n_batches - first, 1)
         return {"loss": loss_sum.item() / steps, "img_per_s": img_s}

@@ -37,40 +37,46 @@ def assert_same(a: dict, b: dict) -> None:
         assert a[key].equal(b[key]), f"{key} differs"
 
 
-def test_kill_mid_epoch_and_resume_is_exact(zoo_cache: Path, tmp_path: Path) -> None:
-    straight = tmp_path / "straight"
-    proc = run_train(RECIPE + [f"output_dir={straight}"], zoo_cache, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-    interrupted = tmp_path / "interrupted"
-    cmd = [sys.executable, "-m", "zoo.train", *RECIPE, f"output_dir={interrupted}"]
-    # Slow the steps down so the kill lands mid-epoch, right after the first mid-epoch checkpoint.
-    victim = subprocess.Popen(cmd + ["debug.step_delay_s=0.25"], cwd=tmp_path, env=subprocess_env(zoo_cache),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ckpts = interrupted / "checkpoints"
+def interrupt_after_first_checkpoint(out: Path, zoo_cache: Path, cwd: Path, sig: signal.Signals) -> int:
+    """Start a (slowed-down) run, send `sig` right after its first mid-epoch checkpoint, return its exit code."""
+    cmd = [sys.executable, "-m", "zoo.train", *RECIPE, f"output_dir={out}", "debug.step_delay_s=0.25"]
+    victim = subprocess.Popen(cmd, cwd=cwd, env=subprocess_env(zoo_cache), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    ckpts = out / "checkpoints"
     deadline = time.monotonic() + 240
     while not (ckpts.is_dir() and any(p.name.startswith("step-") for p in ckpts.iterdir())):
         assert victim.poll() is None, victim.stderr.read()[-3000:]
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.05)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=60)
+    victim.send_signal(sig)
+    victim.wait(timeout=120)
     victim.stderr.close()
-    assert victim.returncode == -signal.SIGKILL
-    assert not (interrupted / "summary.json").exists(), "the run finished before it was killed"
+    assert not (out / "summary.json").exists(), "the run finished before it was stopped"
     saved = sorted(p.name for p in ckpts.iterdir() if p.name.startswith("step-"))
     # 6 optimizer steps per epoch: a checkpoint before step 6 is mid-epoch.
-    assert int(saved[-1].split("-")[1]) < 6, f"killed too late: {saved}"
+    assert int(saved[-1].split("-")[1]) < 6, f"stopped too late: {saved}"
+    return victim.returncode
 
-    proc = run_train(RECIPE + [f"output_dir={interrupted}", "resume=auto"], zoo_cache, tmp_path)
+
+def test_stop_mid_epoch_and_resume_is_exact(zoo_cache: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    proc = run_train(RECIPE + [f"output_dir={straight}"], zoo_cache, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    resumed = final_weights(interrupted)
-    assert resumed["summary"]["resumed_from"] is not None
     expected = final_weights(straight)
-    assert_same(resumed["model"], expected["model"])
-    assert_same(resumed["ema"], expected["ema"])
-    assert resumed["summary"]["final_top1"] == expected["summary"]["final_top1"]
-    assert resumed["summary"]["optimizer_steps"] == expected["summary"]["optimizer_steps"] == 12
+
+    # SIGKILL: nothing runs after the signal, the periodic checkpoint is all there is.
+    # SIGTERM (SLURM preemption, torchrun shutdown): the run checkpoints at the next step and exits 128+15.
+    for sig, code in ((signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 128 + signal.SIGTERM)):
+        out = tmp_path / sig.name
+        assert interrupt_after_first_checkpoint(out, zoo_cache, tmp_path, sig) == code
+        proc = run_train(RECIPE + [f"output_dir={out}", "resume=auto"], zoo_cache, tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        resumed = final_weights(out)
+        assert resumed["summary"]["resumed_from"] is not None
+        assert_same(resumed["model"], expected["model"])
+        assert_same(resumed["ema"], expected["ema"])
+        assert resumed["summary"]["final_top1"] == expected["summary"]["final_top1"]
+        assert resumed["summary"]["optimizer_steps"] == expected["summary"]["optimizer_steps"] == 12
 
 
 def test_resume_without_checkpoint_starts_fresh_and_finished_run_is_not_retrained(
