@@ -250,7 +250,7 @@ def test_linear_attention_matches_the_definition():
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 50, 16, generator=g) for _ in range(3))
     k = k.transpose(1, 2).contiguous().transpose(1, 2)  # any strides
-    out = linear_attention(q, k, v, variant="inline", impl="reference")
+    out = linear_attention(q, k, v, variant="inline", impl="reference")  # the shared kernel's definition
     torch.testing.assert_close(out.double(), inline_by_definition(q, k, v), atol=1e-5, rtol=1e-5)
     weights_sum = inline_by_definition(q, k, torch.ones_like(v))
     torch.testing.assert_close(weights_sum, torch.ones_like(weights_sum))
@@ -262,12 +262,38 @@ def test_linear_attention_gradients():
     assert torch.autograd.gradcheck(lambda *t: linear_attention(*t, variant="inline"), (q, k, v))
 
 
-def test_linear_attention_rejects_other_variants():
+def test_linear_attention_has_no_rope_for_inline():
     q = torch.randn(1, 1, 4, 4)
-    with pytest.raises(ValueError, match="inline"):
-        linear_attention(q, q, q, variant="mala")
     with pytest.raises(ValueError, match="RoPE"):
-        linear_attention(q, q, q, rope_hw=(2, 2))
+        linear_attention(q, q, q, variant="inline", rope_hw=(2, 2))
+
+
+TRITON_FIXTURE_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_inline import build, checkpoint_filter_fn, load_golden, use_fixture_masks
+golden = load_golden({name!r})
+model = build(golden)
+model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model))
+use_fixture_masks(model, golden)
+with torch.no_grad():
+    print(golden.assert_close(model(golden.input)))
+"""
+
+
+@pytest.mark.parametrize("name", ["inline__deit_tiny_cfg"])
+def test_matches_official_on_the_triton_kernel(name):
+    """Fixtures with head dim 16 through the fused Triton kernel (interpreted on CPU, compiled on a GPU)."""
+    import os
+    import subprocess
+    from pathlib import Path
+    env = {**os.environ, "ZOO_KERNELS_IMPL": "triton"}
+    if not torch.cuda.is_available():
+        env["TRITON_INTERPRET"] = "1"
+    script = TRITON_FIXTURE_SCRIPT.format(tests=str(Path(__file__).parent), name=name)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) < 1e-4
 
 
 def test_dynamic_conv_is_a_per_sample_depthwise_conv():

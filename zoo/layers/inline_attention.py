@@ -13,49 +13,20 @@ with no feature map, no normaliser and no epsilon. Each backbone adds a
 kernels a grouped 1x1-conv MLP predicts from the token mean of the block's
 input (`DynamicLocalConv`).
 
-`linear_attention` has the signature of the shared kernel
-`zoo.kernels.linear_attention.linear_attention`; until that lands it is the
-plain-PyTorch definition in the official evaluation order.
+The core is the shared kernel `zoo.kernels.linear_attention.linear_attention`
+with `variant="inline"`: its reference path keeps the official evaluation order
+(`kv = (K^T sqrt(s/n)) @ (V sqrt(s/n))`, then `q @ kv + (1 - s q @ k_bar^T) v_bar`,
+fp32 accumulation), its fused Triton path runs on CUDA for head dims 16 / 32 / 64.
 """
 from __future__ import annotations
-
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..kernels.linear_attention import linear_attention
+
 __all__ = ["linear_attention", "DynamicLocalConv", "InLineAttention", "dynamic_depthwise_conv3x3"]
-
-
-def linear_attention(
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        *,
-        variant: str = "inline",
-        rope_hw: Optional[tuple[int, int]] = None,
-        impl: str = "auto",
-) -> torch.Tensor:
-    """InLine attention of (B, heads, N, d) q, k, v (any strides) -> (B, heads, N, d).
-
-    The official order: `kv = (K^T sqrt(s/n)) @ (V sqrt(s/n))`, then
-    `q @ kv + (1 - s q @ k_bar^T) v_bar`; splitting s/n over both factors keeps the
-    d x d state small in half precision, as in the official AMP training.
-    """
-    if variant != "inline":
-        raise ValueError(f"this plain-PyTorch core implements only variant='inline', got {variant!r}")
-    if rope_hw is not None:
-        raise ValueError("InLine attention has no RoPE; pass rope_hw=None")
-    if impl not in ("auto", "reference"):
-        raise ValueError(f"impl must be 'auto' or 'reference' until the Triton kernel lands, got {impl!r}")
-    n, d = q.shape[-2], q.shape[-1]
-    scale = d ** -0.5
-    factor = (scale / n) ** 0.5
-    kv = (k.transpose(-2, -1) * factor) @ (v * factor)
-    k_mean = k.mean(dim=-2, keepdim=True)
-    v_mean = v.mean(dim=-2, keepdim=True)
-    return q @ kv + (1 - (q @ k_mean.transpose(-2, -1)) * scale) * v_mean
 
 
 def dynamic_depthwise_conv3x3(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
