@@ -314,7 +314,7 @@ class SOFT(nn.Module):
         return dict(
             stem=r"^stem",
             blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.(downsample|pos_embed|cls_token)", (0,)),
+                (r"^stages\.(\d+)\.(?:downsample|pos_embed|cls_token)", (0,)),
                 (r"^stages\.(\d+)\.blocks\.(\d+)", None),
                 (r"^norm", (99999,)),
             ],
