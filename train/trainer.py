@@ -81,14 +81,18 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.resumed_from = self._resume()
 
+        self.ddp: Optional[nn.parallel.DistributedDataParallel] = None
         self.train_model: nn.Module = self.model
         if info.distributed:
-            if cfg.model.sync_bn and info.device.type == "cuda":
-                self.train_model = nn.SyncBatchNorm.convert_sync_batchnorm(self.train_model)
-            self.train_model = nn.parallel.DistributedDataParallel(
-                self.train_model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+            if cfg.model.sync_bn and info.device.type == "cuda":  # SyncBatchNorm needs CUDA
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+            self.train_model = self.ddp
+        self.eval_model: nn.Module = self.model
         if cfg.model.compile:
             self.train_model = torch.compile(self.train_model)
+            self.eval_model = torch.compile(self.model)
         self.seconds_at_start = time.perf_counter()
         self.last_save_time = time.perf_counter()
         self.stop_signal = 0
@@ -215,7 +219,8 @@ class Trainer:
             if cfg.model.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             step_now = (batch_idx + 1) % accum == 0 or batch_idx + 1 == n_batches
-            sync = contextlib.nullcontext() if step_now or not info.distributed else model.no_sync()
+            # Accumulating: skip DDP's gradient all-reduce until the step's last micro-batch.
+            sync = self.ddp.no_sync() if self.ddp is not None and not step_now else contextlib.nullcontext()
             with sync:
                 with autocast(info.device, cfg.precision):
                     loss = self.criterion(model(images), targets)
@@ -257,7 +262,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         cfg, info = self.cfg, self.info
         results = {}
-        models = {"": self.train_model}
+        models = {"": self.eval_model}
         if self.ema is not None:
             models["ema_"] = self.ema.module
         for prefix, model in models.items():
