@@ -29,7 +29,7 @@ from .reference import VARIANTS, apply_rope_2d, linear_attention_reference, rope
 
 __all__ = [
     "linear_attention", "linear_attention_reference", "rope_2d_angles", "rope_2d_tables", "apply_rope_2d",
-    "resolve_impl", "VARIANTS", "TRITON_HEAD_DIMS", "TRITON_DTYPES",
+    "resolve_impl", "TritonLinearAttention", "VARIANTS", "TRITON_HEAD_DIMS", "TRITON_DTYPES",
 ]
 
 IMPLS = ("auto", "triton", "reference")
@@ -117,6 +117,30 @@ def _check_rope(q: torch.Tensor, variant: str, rope_hw) -> None:
         raise ValueError(f"linear_attention: 2-D RoPE needs a head dim divisible by 4, got d={q.shape[-1]}")
 
 
+class TritonLinearAttention(torch.autograd.Function):
+    """The Triton path: fused forward, hand-written backward (`triton_linear_attention.py`).
+
+    Saves q, k, v and the O(d^2) per-head reductions; everything per token is recomputed.
+    `apply(q, k, v, variant, rope_hw, eps, cfg)` with cfg a `LaunchConfig` (None: defaults).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, variant: str, rope_hw, eps: float, cfg):
+        from . import triton_linear_attention as kernels
+        cfg = cfg or kernels.LaunchConfig()
+        problem = kernels.problem(q, variant, rope_hw, eps)
+        y, stats = kernels.forward(q, k, v, problem, cfg)
+        ctx.save_for_backward(q, k, v, *stats)
+        ctx.kernels, ctx.problem, ctx.cfg = kernels, problem, cfg
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        q, k, v, *stats = ctx.saved_tensors
+        dq, dk, dv = ctx.kernels.backward(q, k, v, dy, stats, ctx.problem, ctx.cfg)
+        return dq, dk, dv, None, None, None, None
+
+
 def linear_attention(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, variant: str,
         rope_hw: Optional[tuple[int, int]] = None, eps: float = 1e-6, impl: str = "auto",
@@ -134,7 +158,6 @@ def linear_attention(
     _check_inputs(q, k, v, variant, rope_hw)
     if rope_hw is not None:
         rope_hw = (int(rope_hw[0]), int(rope_hw[1]))
-    if resolve_impl(impl, q) == "triton":
-        from .triton_linear_attention import linear_attention_triton
-        return linear_attention_triton(q, k, v, variant=variant, rope_hw=rope_hw, eps=float(eps))
+    if resolve_impl(impl, q) == "triton" and q.shape[0] * q.shape[1] > 0:  # an empty grid cannot launch
+        return TritonLinearAttention.apply(q, k, v, variant, rope_hw, float(eps), None)
     return linear_attention_reference(q, k, v, variant=variant, rope_hw=rope_hw, eps=float(eps))

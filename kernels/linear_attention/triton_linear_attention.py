@@ -379,7 +379,7 @@ class _Problem:
         return self.variant == VARIANT_IDS["rala"]
 
 
-def _problem(q: torch.Tensor, variant: str, rope_hw, eps: float) -> _Problem:
+def problem(q: torch.Tensor, variant: str, rope_hw, eps: float) -> _Problem:
     d = q.shape[-1]
     return _Problem(
         variant=VARIANT_IDS[variant], heads=q.shape[1], n_tokens=q.shape[2], head_dim=d,
@@ -407,7 +407,8 @@ def _output_like(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(x.shape, device=x.device, dtype=dtype)
 
 
-def _forward(q, k, v, p: _Problem, cfg: LaunchConfig):
+def forward(q, k, v, p: _Problem, cfg: LaunchConfig):
+    """y and the O(d^2) statistics the backward reuses: (kv, kbar, vbar, qbar, softmax max, softmax sum)."""
     b, h, n, d = q.shape
     bh, bn = b * h, cfg.block_n
     n_blocks = triton.cdiv(n, bn)
@@ -448,7 +449,8 @@ def _forward(q, k, v, p: _Problem, cfg: LaunchConfig):
                row_max.contiguous(), total.contiguous())
 
 
-def _backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
+def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
+    """dq, dk, dv from dy, recomputing phi, RoPE, weights and normalisers from q, k, v."""
     kv, kbar, vbar, qbar, row_max, total = stats
     b, h, n, d = q.shape
     bh, bn = b * h, cfg.block_n
@@ -477,29 +479,3 @@ def _backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
         q, dy, dq, kv, kbar, vbar, dqbar, *q.stride(), *dy.stride(), *dq.stride(),
         h, n, p.width, p.scale, p.eps, VARIANT=p.variant, SOFTMAX=p.softmax, **common)
     return dq, dk, dv
-
-
-class LinearAttentionTriton(torch.autograd.Function):
-    """Triton forward and hand-written backward; saves q, k, v and the O(d^2) reductions."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, variant: str, rope_hw, eps: float, cfg: LaunchConfig):
-        problem = _problem(q, variant, rope_hw, eps)
-        y, stats = _forward(q, k, v, problem, cfg)
-        ctx.save_for_backward(q, k, v, *stats)
-        ctx.problem, ctx.cfg = problem, cfg
-        return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        q, k, v, *stats = ctx.saved_tensors
-        dq, dk, dv = _backward(q, k, v, dy, stats, ctx.problem, ctx.cfg)
-        return dq, dk, dv, None, None, None, None
-
-
-def linear_attention_triton(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, variant: str,
-        rope_hw: Optional[tuple[int, int]] = None, eps: float = 1e-6, cfg: Optional[LaunchConfig] = None,
-) -> torch.Tensor:
-    """The Triton path, unchecked (the public `linear_attention` validates the inputs)."""
-    return LinearAttentionTriton.apply(q, k, v, variant, rope_hw, eps, cfg or LaunchConfig())

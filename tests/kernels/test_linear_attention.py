@@ -157,23 +157,25 @@ def test_reference_gradcheck_float64(variant, rope_hw):
 
 # ----------------------------------------------------------------------------- Triton vs reference
 
-def triton_path(variant, rope_hw, **cfg):
-    from zoo.kernels.linear_attention.triton_linear_attention import LaunchConfig, linear_attention_triton
+def triton_path(variant, rope_hw, eps: float = 1e-6, **cfg):
+    """The Triton autograd function with a chosen LaunchConfig (small blocks: several blocks and chunks)."""
+    from zoo.kernels.linear_attention import TritonLinearAttention
+    from zoo.kernels.linear_attention.triton_linear_attention import LaunchConfig
     config = LaunchConfig(**cfg)
-    return lambda q, k, v: linear_attention_triton(q, k, v, variant=variant, rope_hw=rope_hw, cfg=config)
+    return lambda q, k, v: TritonLinearAttention.apply(q, k, v, variant, rope_hw, eps, config)
 
 
-def reference_path(variant, rope_hw):
-    return lambda q, k, v: linear_attention_reference(q, k, v, variant=variant, rope_hw=rope_hw)
+def reference_path(variant, rope_hw, eps: float = 1e-6):
+    return lambda q, k, v: linear_attention_reference(q, k, v, variant=variant, rope_hw=rope_hw, eps=eps)
 
 
 def check_triton_against_reference(variant, rope_hw, shape, dtype, scale: float = 1.0, layout="channels_first",
-                                   ratio: float | None = None, **cfg):
+                                   ratio: float | None = None, eps: float = 1e-6, **cfg):
     make = leaf_views if layout == "channels_first" else (
         lambda *a, **kw: [x.detach().contiguous().requires_grad_() for x in leaf_views(*a, **kw)])
     q, k, v = make(*shape, dtype=dtype, scale=scale)
-    y, grads = forward_and_grads(triton_path(variant, rope_hw, **cfg), q, k, v)
-    y_ref, grads_ref = forward_and_grads(reference_path(variant, rope_hw), q, k, v)
+    y, grads = forward_and_grads(triton_path(variant, rope_hw, eps=eps, **cfg), q, k, v)
+    y_ref, grads_ref = forward_and_grads(reference_path(variant, rope_hw, eps=eps), q, k, v)
     ratio = ratio or RATIO[dtype]
     assert_close("y", y, y_ref, ratio)
     for name, g, g_ref in zip(("dq", "dk", "dv"), grads, grads_ref):
@@ -212,6 +214,13 @@ def test_triton_rala_softmax_is_stable_for_large_logits():
     # implementations, hence a looser ratio than RATIO[float32].
     check_triton_against_reference("rala", (5, 10), (1, 2, 50, 16), torch.float32, scale=30.0, ratio=2e-4,
                                    block_n=16, chunks=2)
+
+
+@pytest.mark.parametrize("variant", ["rala", "mala"])
+def test_triton_large_eps(variant):
+    # rala's output is invariant to a common scale of the key weights except through eps, so
+    # the softmax pull-back's mean term (cbar) only shows with an eps that is not negligible
+    check_triton_against_reference(variant, (5, 10), (1, 2, 50, 16), torch.float32, eps=0.5, block_n=32, chunks=2)
 
 
 def test_triton_output_is_token_minor_for_channels_first_inputs():
@@ -253,6 +262,13 @@ def test_dispatch(monkeypatch):
     monkeypatch.setenv("ZOO_KERNELS_IMPL", "cuda")
     with pytest.raises(ValueError, match="ZOO_KERNELS_IMPL"):
         resolve_impl("auto", cpu)
+
+
+def test_empty_batch(monkeypatch):
+    monkeypatch.delenv("ZOO_KERNELS_IMPL", raising=False)
+    q = torch.zeros(0, 2, 12, 16)
+    for impl in ("triton", "reference"):
+        assert linear_attention(q, q, q, variant="mala", rope_hw=(3, 4), impl=impl).shape == (0, 2, 12, 16)
 
 
 def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
