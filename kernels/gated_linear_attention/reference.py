@@ -19,8 +19,9 @@ Two forms of the same function, both differentiable and float64-capable:
   for the backward scan). Slow; the readable definition.
 - `bigla_chunked`: chunks of `chunk_size` tokens; inside a chunk a masked attention
   with relative decays exp(A[t] - A[s]) (never larger than 1), across chunks a state
-  carried with the chunk's total decay. Every exponent is <= 0, so nothing overflows
-  however strong the gates; this is the algorithm the Triton kernel implements.
+  carried with the chunk's total decay (all chunk states at once, from float64 cumulative
+  chunk decays). Every exponent is <= 0, so nothing overflows however strong the gates;
+  the Triton kernel runs the same algorithm with the state carried chunk by chunk.
 
 Tensors are (B, N, H, D) ("tokens first", as the model produces them); any strides.
 Accumulation is in float32 (float64 inputs stay float64); the output has v's dtype.
@@ -75,7 +76,7 @@ def bigla_recurrent(
 
 
 def causal_gla_chunked(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, chunk_size: int = 64,
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, chunk_size: Optional[int] = None,
 ) -> torch.Tensor:
     """Causal GLA, o[t] = sum_{s<=t} (q_t * exp(A[t] - A[s])) . k_s v_s, A = inclusive cumsum of a.
 
@@ -84,7 +85,8 @@ def causal_gla_chunked(
     """
     B, H, N, dk = q.shape
     dv = v.shape[-1]
-    C = max(1, min(chunk_size, N))
+    # Cost: N * C * dk for the intra-chunk tiles, (N / C)^2 * dk * dv for the states.
+    C = max(1, min(chunk_size or (16 if N <= 4096 else 64), N))
     pad = (-N) % C
     if pad:  # zero tokens at the end: zero k, v and gates change no real output
         q, k, v, a = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v, a))
@@ -97,24 +99,26 @@ def causal_gla_chunked(
     rel = rel.masked_fill(~causal[..., None], float("-inf")).exp()
     scores = (q.unsqueeze(-2) * k.unsqueeze(-3) * rel).sum(-1)
     out = scores @ v
-    # Inter-chunk: o[t] += (q_t * exp(A[t])) @ S_prev; S = diag(exp(A_last)) S + (k * exp(A_last - A))^T v.
+    # Inter-chunk: o[t] += (q_t * exp(A[t])) @ S_c, S_c the state before chunk c:
+    #   S_c = sum_{c' < c} exp(G[c-1] - G[c']) (k * exp(A_last - A))_{c'}^T v_{c'},
+    # G the inclusive cumsum of the chunks' total log-decays, formed in float64 so that
+    # the differences of long sums keep their precision (every exponent is <= 0).
     q_dec = q * A.exp()
     A_last = A[..., -1:, :]
-    k_dec = k * (A_last - A).exp()
-    chunk_states = k_dec.transpose(-1, -2) @ v                  # (B, H, nc, dk, dv)
-    decay = A_last.squeeze(-2).exp().unsqueeze(-1)              # (B, H, nc, dk, 1)
-    state = q.new_zeros(B, H, dk, dv)
-    inter = []
-    for c in range(nc):
-        inter.append(q_dec[:, :, c] @ state)
-        state = decay[:, :, c] * state + chunk_states[:, :, c]
-    out = out + torch.stack(inter, dim=2)
+    chunk_states = (k * (A_last - A).exp()).transpose(-1, -2) @ v     # (B, H, nc, dk, dv)
+    g = A_last.squeeze(-2).double()                                   # (B, H, nc, dk)
+    G = g.cumsum(-2)
+    expo = (G - g).unsqueeze(-2) - G.unsqueeze(-3)                    # (B, H, c, c', dk)
+    before = torch.ones(nc, nc, dtype=torch.bool, device=q.device).tril(-1)
+    decay = expo.masked_fill(~before[..., None], float("-inf")).exp().to(q.dtype)
+    states = torch.einsum("bhcxk,bhxkv->bhckv", decay, chunk_states)
+    out = out + q_dec @ states
     return out.reshape(B, H, nc * C, dv)[:, :, :N]
 
 
 def bigla_chunked(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a_f: torch.Tensor, a_b: torch.Tensor,
-        scale: Optional[float] = None, chunk_size: int = 64,
+        scale: Optional[float] = None, chunk_size: Optional[int] = None,
 ) -> torch.Tensor:
     """o_f + o_b by chunks: the forward scan on the sequence, the backward scan on the
     reversed sequence with reversed a_b (its inclusive cumsum in reversed order is the
