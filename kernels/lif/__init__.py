@@ -67,9 +67,8 @@ class _MultiStepLIFTriton(torch.autograd.Function):
         from .triton_lif import lif_forward_triton
 
         x2d = x.reshape(x.shape[0], -1).contiguous()
-        spikes, h = lif_forward_triton(x2d, tau, v_threshold, v_reset, store_h=ctx.needs_input_grad[0])
-        if h is not None:
-            ctx.save_for_backward(h)
+        spikes, h = lif_forward_triton(x2d, tau, v_threshold, v_reset, store_h=True)
+        ctx.save_for_backward(h)
         ctx.params = (tau, v_threshold, v_reset, surrogate_alpha, detach_reset)
         ctx.shape, ctx.dtype = x.shape, x.dtype
         return spikes.view(x.shape)
@@ -113,6 +112,11 @@ def multistep_lif(
     if tau <= 0:
         raise ValueError(f"tau must be positive, got {tau}")
     if resolve_impl(x, impl) == "triton":
+        if not (torch.is_grad_enabled() and x.requires_grad):  # inference: spikes only, nothing saved
+            from .triton_lif import lif_forward_triton
+
+            spikes, _ = lif_forward_triton(x.reshape(x.shape[0], -1).contiguous(), tau, v_threshold, v_reset, False)
+            return spikes.view(x.shape)
         return _MultiStepLIFTriton.apply(x, float(tau), float(v_threshold), float(v_reset),
                                          float(surrogate_alpha), bool(detach_reset))
     return multistep_lif_reference(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset)
