@@ -106,7 +106,11 @@ def _check_rope(q: torch.Tensor, variant: str, rope_hw) -> None:
     if variant == "inline":
         raise ValueError("linear_attention: variant 'inline' has no RoPE; expected rope_hw=None, "
                          f"got {rope_hw!r}")
-    if len(tuple(rope_hw)) != 2 or any(int(x) != x or x < 1 for x in rope_hw):
+    try:
+        valid = len(tuple(rope_hw)) == 2 and all(int(x) == x and x >= 1 for x in rope_hw)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
         raise ValueError(f"linear_attention: rope_hw must be a (H, W) pair of positive ints, got {rope_hw!r}")
     height, width = rope_hw
     if height * width != q.shape[-2]:

@@ -25,9 +25,10 @@ from zoo.kernels.linear_attention import (
 )
 
 # float32: the kernels accumulate in fp32 like the reference; only summation order and
-# the in-kernel RoPE frequencies differ (observed ~1e-6). bfloat16: both round the
-# output and gradients to bf16 (2^-8 relative) from fp32 math.
-RATIO = {torch.float32: 2e-5, torch.bfloat16: 1e-2}
+# the in-kernel RoPE frequencies differ (observed RMS ratio <= 8e-7). bfloat16 / float16:
+# both compute in fp32 and differ by the final rounding; Triton's interpreter truncates
+# fp32 -> bf16 where the GPU and PyTorch round to nearest, hence ~4e-3 observed here.
+RATIO = {torch.float32: 2e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -197,6 +198,7 @@ def test_triton_matches_reference(variant, rope_hw, dtype):
     ("rala", (5, 10), 32, torch.float32),
     ("mala", (5, 10), 64, torch.bfloat16),
     ("inline", None, 32, torch.bfloat16),
+    ("rala", (5, 10), 16, torch.float16),
     ("inline", None, 64, torch.float32),
 ])
 def test_triton_head_dims(variant, rope_hw, d, dtype):
@@ -297,6 +299,7 @@ def _qkv(shape=(1, 2, 12, 16), dtype=torch.float32):
     (lambda q, k, v: (q, k, v), {"variant": "inline", "rope_hw": (3, 4)}, "'inline' has no RoPE"),
     (lambda q, k, v: (q, k, v), {"rope_hw": (3, 5)}, r"gives 15 tokens, expected N=12"),
     (lambda q, k, v: (q, k, v), {"rope_hw": (12,)}, "pair of positive ints"),
+    (lambda q, k, v: (q, k, v), {"rope_hw": "3x4"}, "pair of positive ints"),
     (lambda q, k, v: (q[..., :6], k[..., :6], v[..., :6]), {"rope_hw": (3, 4)}, "divisible by 4, got d=6"),
     (lambda q, k, v: (q, k, v), {"impl": "cuda"}, "impl must be one of"),
     (lambda q, k, v: (q[..., :8], k[..., :8], v[..., :8]), {"impl": "triton"}, r"head dim d in \(16, 32, 64\), got d=8"),
