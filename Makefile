@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/zoo-demo
+	$(VENV)/bin/zoo-train
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -q
