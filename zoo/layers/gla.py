@@ -35,6 +35,8 @@ class BidirectionalGLA(nn.Module):
             ViG, 2 in ViG-H; the official train path uses 2; D only rescales the RMSNorm eps).
         norm_eps: eps of both per-head RMSNorms (official 1e-6).
         impl: kernel path ('triton' | 'reference' | None = auto).
+        init_weights: run the official `reset_parameters` now (off when the model
+            re-initialises the projections itself anyway).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class BidirectionalGLA(nn.Module):
             merge_divisor: float = 2.0,
             norm_eps: float = 1e-6,
             impl: Optional[str] = None,
+            init_weights: bool = True,
     ):
         super().__init__()
         key_dim = int(dim * expand_k)
@@ -74,7 +77,8 @@ class BidirectionalGLA(nn.Module):
         self.l_norm = RmsNorm(self.head_v_dim, eps=norm_eps)
         self.out_act = nn.SiLU() if out_act else nn.Identity()
         self.o_proj = nn.Linear(dim, dim, bias=False)
-        self.reset_parameters()
+        if init_weights:
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Official init: xavier_uniform(gain 2^-2.5) on every projection, zero biases."""

@@ -80,9 +80,10 @@ class ViGBlock(nn.Module):
     ):
         super().__init__()
         self.norm1 = norm_layer(dim)
+        # The models run the mixers' official init themselves (after their own Linear init).
         self.attn = BidirectionalGLA(
             dim, num_heads, act_in_conv=act_in_conv, out_act=out_act, merge_divisor=merge_divisor,
-            norm_eps=RMS_EPS, impl=kernel_impl)
+            norm_eps=RMS_EPS, impl=kernel_impl, init_weights=False)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = norm_layer(dim)
         # SwiGLU with one fused projection [a | b] -> SiLU(a) * b (official GLAMLP / gMlp).
@@ -457,9 +458,11 @@ class ViGH(nn.Module):
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
-        # Official: every Linear / Linear2d trunc_normal(0.02), zero bias (overwriting the
-        # mixers' xavier init, except the depthwise conv's); norms 1 / 0.
-        if isinstance(m, nn.Linear):
+        # Official: each mixer's xavier init, then every Linear / Linear2d trunc_normal(0.02),
+        # zero bias, so only the depthwise conv keeps its xavier init; norms 1 / 0.
+        if isinstance(m, BidirectionalGLA):
+            nn.init.xavier_uniform_(m.in_proj[0].weight, gain=2 ** -2.5)
+        elif isinstance(m, nn.Linear):
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
