@@ -19,6 +19,31 @@ def _acc_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
+def _direct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    out = a.new_zeros(*torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-2])
+    for c in range(a.shape[-1]):
+        out = out + (a[..., :, c, None] - b[..., None, :, c]).square()
+    return out
+
+
+class _DirectSquaredDistance(torch.autograd.Function):
+    """Direct-subtraction distance with the official CUDA kernel's backward
+    (da_i = 2 sum_j g_ij (a_i - b_j), db_j = -2 sum_i g_ij (a_i - b_j)): no per-channel
+    (N, m) differences are kept for backward."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        return _direct(a, b)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, b = ctx.saved_tensors
+        grad_a = 2 * (grad.sum(-1, keepdim=True) * a - grad @ b)
+        grad_b = 2 * (grad.sum(-2).unsqueeze(-1) * b - grad.transpose(-1, -2) @ a)
+        return grad_a, grad_b
+
+
 def squared_distance(a: torch.Tensor, b: torch.Tensor, formula: str = "direct") -> torch.Tensor:
     """Pairwise ||a_i - b_j||^2 of a (..., N, d) and b (..., m, d) -> (..., N, m), in a's dtype.
 
@@ -31,10 +56,9 @@ def squared_distance(a: torch.Tensor, b: torch.Tensor, formula: str = "direct") 
             slightly negative).
     """
     if formula == "direct":
-        out = a.new_zeros(*torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-2])
-        for c in range(a.shape[-1]):
-            out = out + (a[..., :, c, None] - b[..., None, :, c]).square()
-        return out
+        if a.shape[:-2] == b.shape[:-2] and torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+            return _DirectSquaredDistance.apply(a, b)
+        return _direct(a, b)
     if formula == "expand":
         bt = b.transpose(-1, -2)
         ones_dm = torch.ones(bt.shape[-2:], device=a.device, dtype=a.dtype)

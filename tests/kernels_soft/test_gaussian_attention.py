@@ -79,3 +79,12 @@ def test_golden_fixtures_on_the_kernel_path(name, variant, monkeypatch):
     model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model))
     with torch.no_grad():
         golden.assert_close(model(golden.input))
+
+
+def test_direct_distance_backward_is_the_subtraction_gradient():
+    q, lm, _, _ = _inputs(SHAPES[0])
+    q, lm = q.requires_grad_(), lm.requires_grad_()
+    g = torch.randn(q.shape[0], q.shape[1], q.shape[2], lm.shape[2], dtype=torch.float64)
+    expected = torch.autograd.grad(((q[..., :, None, :] - lm[..., None, :, :]) ** 2).sum(-1), (q, lm), g)
+    for grad, want in zip(torch.autograd.grad(squared_distance(q, lm), (q, lm), g), expected):
+        torch.testing.assert_close(grad, want)
