@@ -1,0 +1,44 @@
+# Mask R-CNN + FPN, 3x (36 epochs) with multi-scale training and DETR-style
+# random crop (official maskrcnn_*_3x.py): short side 480-800 (long <= 1333), or
+# resize to 400/500/600, crop 384-600, resize to 480-800; steps at 27 and 33.
+_base_ = ['./mask-rcnn_zoo_fpn_1x_coco.py']
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='RandomChoice',
+        transforms=[
+            [
+                dict(type='RandomChoiceResize',
+                     scales=[(480, 1333), (512, 1333), (544, 1333), (576, 1333),
+                             (608, 1333), (640, 1333), (672, 1333), (704, 1333),
+                             (736, 1333), (768, 1333), (800, 1333)],
+                     keep_ratio=True),
+            ],
+            [
+                dict(type='RandomChoiceResize',
+                     scales=[(400, 1333), (500, 1333), (600, 1333)],
+                     keep_ratio=True),
+                dict(type='RandomCrop',
+                     crop_type='absolute_range',
+                     crop_size=(384, 600),
+                     allow_negative_crop=True),
+                dict(type='RandomChoiceResize',
+                     scales=[(480, 1333), (512, 1333), (544, 1333), (576, 1333),
+                             (608, 1333), (640, 1333), (672, 1333), (704, 1333),
+                             (736, 1333), (768, 1333), (800, 1333)],
+                     keep_ratio=True),
+            ],
+        ]),
+    dict(type='PackDetInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+max_epochs = 36
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1),
+]

@@ -1,0 +1,13 @@
+# RetinaNet 1x, COCO, MAViT-T backbone (mavit_t).
+# Rectifying Magnitude Neglect in Linear Attention (arXiv:2507.00698), https://github.com/qhfan/MALA; official config: detect/configs/MALA/retinanet_t_1x.py
+# 8 GPUs x 2 images, AdamW lr 0.0004.
+# Reported: the official repository's README has no COCO table and the paper's was not
+# readable when this config was written (specs/mala.md 5.3); compare with the MAViT paper,
+# arXiv:2507.00698.
+_base_ = ['../_base_/retinanet_zoo_fpn_1x_coco.py']
+
+model = dict(
+    backbone=dict(model_name='mavit_t', model_kwargs=dict(drop_path_rate=0.1)),
+    neck=dict(in_channels=[64, 128, 256, 512]))
+
+optim_wrapper = dict(optimizer=dict(lr=0.0004))

@@ -1,0 +1,12 @@
+# UperNet 160k, ADE20K 512x512, MAViT-T backbone (mavit_t).
+# Rectifying Magnitude Neglect in Linear Attention (arXiv:2507.00698), https://github.com/qhfan/MALA; official config: segmentation/configs/MALA/Uper_t_2x.py
+# 8 GPUs x 2 images.
+# Reported: the official repository's README has no ADE20K table and the paper's was not
+# readable when this config was written (specs/mala.md 5.3); compare with the MAViT paper,
+# arXiv:2507.00698.
+_base_ = ['../_base_/upernet_zoo_160k_ade20k-512x512.py']
+
+model = dict(
+    backbone=dict(model_name='mavit_t', model_kwargs=dict(drop_path_rate=0.1)),
+    decode_head=dict(in_channels=[64, 128, 256, 512]),
+    auxiliary_head=dict(in_channels=256))

@@ -1,0 +1,291 @@
+"""Install mmdet 3 / mmseg 1 support into the running environment.
+
+    python -m zoo.mm.install                 # build mmcv once, cache it, install everything
+    python -m zoo.mm.install --wheel-only    # only build (or find) the cached mmcv wheel
+    python -m zoo.mm.install --print-wheel   # path of the cached wheel for this environment
+
+mmdet 3.3 and mmsegmentation 1.2.2 need ``mmcv>=2.0.0rc4,<2.2.0``; the package
+index has only the mmcv 2.1.0 *source* release, and it does not build on a
+current torch as released.  This script builds it the way that works
+(see ``shared/specs/downstream.md``):
+
+1. torch must already be installed (mmcv's ``setup.py`` imports it), so the
+   build runs without build isolation;
+2. mmcv's ``setup.py`` needs ``pkg_resources`` (setuptools < 70) and the old
+   ``bdist_wheel`` (wheel < 0.45).  Instead of downgrading the environment's
+   own setuptools, both are installed ``--no-deps`` into a private overlay
+   directory inside the cache and put first on ``PYTHONPATH`` for the build
+   only;
+3. every ``-std=c++14`` / ``-std=c++17`` in ``setup.py`` becomes
+   ``-std=c++20`` (torch's headers need C++20);
+4. ``MMCV_WITH_OPS=1`` (nms, RoIAlign, ... which mmdet imports);
+   ``FORCE_CUDA=1`` only when CUDA ops are wanted (``--cuda auto``: a CUDA
+   toolkit is present, torch is a CUDA build and a GPU is visible), else CPU
+   ops.
+
+The wheel lands in ``$ZOO_WHEEL_CACHE`` (default ``~/.cache/zoo/wheels``)
+under a directory keyed by (mmcv, torch, python, cuda), e.g.
+``mmcv-2.1.0_torch-2.14.1+cu130_cp311_cpu/``; a second run finds it there and
+only installs (seconds).  The compile runs under ``nice`` with
+``MAX_JOBS=2`` (``--jobs``) so it does not starve the machine.  Then it
+installs the wheel with mmengine, mmdet 3.3.0, mmsegmentation 1.2.2, and
+ftfy + regex (imported by mmseg without being declared), pinning the
+installed torch so pip never replaces it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+MMCV_VERSION = "2.1.0"
+MMENGINE_VERSION = "0.10.7"
+MMDET_VERSION = "3.3.0"
+MMSEG_VERSION = "1.2.2"
+BUILD_TOOLS = ("setuptools<70", "wheel<0.45")
+CACHE_ENV = "ZOO_WHEEL_CACHE"
+DEFAULT_CACHE = Path("~/.cache/zoo/wheels")
+
+
+def _log(msg: str) -> None:
+    print(f"[zoo.mm.install] {msg}", flush=True)
+
+
+def cache_root(cache_dir: Optional[str] = None) -> Path:
+    """The wheel cache: ``cache_dir``, else ``$ZOO_WHEEL_CACHE``, else ``~/.cache/zoo/wheels``."""
+    root = cache_dir or os.environ.get(CACHE_ENV) or str(DEFAULT_CACHE)
+    return Path(root).expanduser().resolve()
+
+
+def _cuda_toolkit() -> Optional[str]:
+    """The CUDA toolkit's home if one is usable (nvcc present), else None."""
+    try:
+        from torch.utils.cpp_extension import CUDA_HOME
+    except Exception:  # pragma: no cover - torch without cpp_extension
+        return None
+    if CUDA_HOME and os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")):
+        return CUDA_HOME
+    return None
+
+
+def want_cuda_ops(mode: str) -> bool:
+    """Whether to build mmcv's CUDA ops.
+
+    ``auto``: a CUDA toolkit, a CUDA build of torch, and a visible GPU (or
+    ``TORCH_CUDA_ARCH_LIST`` set, which tells the compiler which GPUs to build
+    for on a GPU-less build machine).  ``on``/``off`` force it.
+    """
+    import torch
+
+    if mode == "off":
+        return False
+    if mode == "on":
+        if torch.version.cuda is None or _cuda_toolkit() is None:
+            raise SystemExit("--cuda on needs a CUDA build of torch and a CUDA toolkit (nvcc)")
+        return True
+    if torch.version.cuda is None or _cuda_toolkit() is None:
+        return False
+    return torch.cuda.is_available() or bool(os.environ.get("TORCH_CUDA_ARCH_LIST"))
+
+
+def cache_key(cuda: bool) -> str:
+    """(mmcv, torch, python, cuda) as a directory name."""
+    import torch
+
+    py = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    dev = ("cu" + torch.version.cuda.replace(".", "")) if cuda else "cpu"
+    return f"mmcv-{MMCV_VERSION}_torch-{torch.__version__}_{py}_{dev}"
+
+
+def cached_wheel(key_dir: Path) -> Optional[Path]:
+    wheels = sorted(key_dir.glob(f"mmcv-{MMCV_VERSION}-*.whl"))
+    return wheels[-1] if wheels else None
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive file lock, so two CI jobs sharing a cache build once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - not POSIX
+            pass
+        yield
+
+
+def _run(cmd: List[str], env: Optional[dict] = None, cwd: Optional[str] = None) -> None:
+    _log("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, env=env, cwd=cwd)
+
+
+def _pip(*args: str) -> List[str]:
+    return [sys.executable, "-m", "pip", *args]
+
+
+def patch_setup_py(text: str) -> str:
+    """mmcv 2.1.0's setup.py with every -std=c++14 / -std=c++17 replaced by -std=c++20."""
+    patched = re.sub(r"-std=c\+\+1[47]", "-std=c++20", text)
+    return patched
+
+
+def build_tools_overlay(root: Path) -> Path:
+    """setuptools<70 and wheel<0.45 in a private directory (put on PYTHONPATH for the build)."""
+    overlay = root / "_build_tools"
+    stamp = overlay / ".complete"
+    if not stamp.exists():
+        if overlay.exists():
+            shutil.rmtree(overlay)
+        _run(_pip("install", "--quiet", "--no-deps", "--target", str(overlay), *BUILD_TOOLS))
+        stamp.touch()
+    return overlay
+
+
+def build_wheel(key_dir: Path, cuda: bool, jobs: int) -> Path:
+    """Download, patch and compile mmcv; the wheel is moved into ``key_dir`` when complete."""
+    root = key_dir.parent
+    overlay = build_tools_overlay(root)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(overlay)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["MMCV_WITH_OPS"] = "1"
+    env["FORCE_CUDA"] = "1" if cuda else "0"
+    env["MAX_JOBS"] = str(jobs)
+    if not cuda:
+        # mmcv's setup.py builds CUDA ops whenever torch sees a GPU; hide it for a CPU build.
+        env["CUDA_VISIBLE_DEVICES"] = ""
+
+    sdist_dir = root / "_sdist"
+    sdist = sdist_dir / f"mmcv-{MMCV_VERSION}.tar.gz"
+    if not sdist.exists():
+        sdist_dir.mkdir(parents=True, exist_ok=True)
+        # pip prepares the metadata while downloading, which imports torch and
+        # pkg_resources: same environment as the build.
+        _run(_pip("download", "--no-deps", "--no-build-isolation", "--no-binary", "mmcv",
+                  "--dest", str(sdist_dir), f"mmcv=={MMCV_VERSION}"), env=env)
+        if not sdist.exists():
+            raise SystemExit(f"pip download did not produce {sdist}")
+
+    with tempfile.TemporaryDirectory(prefix="zoo-mmcv-build-") as tmp:
+        with tarfile.open(sdist) as tf:
+            tf.extractall(tmp, filter="data") if sys.version_info >= (3, 12) else tf.extractall(tmp)
+        src = Path(tmp) / f"mmcv-{MMCV_VERSION}"
+        setup_py = src / "setup.py"
+        text = setup_py.read_text()
+        patched = patch_setup_py(text)
+        if "-std=c++20" not in patched:
+            raise SystemExit("mmcv setup.py: found no -std=c++14/17 flag to patch; unexpected source")
+        setup_py.write_text(patched)
+        out = Path(tmp) / "wheelhouse"
+        cmd = _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(src))
+        if shutil.which("nice"):
+            cmd = ["nice", "-n", "10", *cmd]
+        _log(f"compiling mmcv {MMCV_VERSION} ({'CUDA' if cuda else 'CPU'} ops, MAX_JOBS={jobs}); "
+             "this takes 10-30 minutes")
+        t0 = time.time()
+        _run(cmd, env=env, cwd=tmp)
+        built = sorted(out.glob("mmcv-*.whl"))
+        if not built:
+            raise SystemExit("mmcv build produced no wheel")
+        key_dir.mkdir(parents=True, exist_ok=True)
+        partial = key_dir / (built[0].name + ".partial")
+        shutil.copy2(built[0], partial)
+        final = key_dir / built[0].name
+        os.replace(partial, final)  # atomic: a cached wheel is always complete
+        _log(f"built {final.name} in {time.time() - t0:.0f} s")
+        return final
+
+
+def get_wheel(cache_dir: Optional[str] = None, cuda_mode: str = "auto", jobs: int = 2,
+              rebuild: bool = False) -> Path:
+    """Path of the mmcv wheel for this environment, building it once if absent."""
+    cuda = want_cuda_ops(cuda_mode)
+    root = cache_root(cache_dir)
+    key_dir = root / cache_key(cuda)
+    with _lock(root / ".lock"):
+        whl = None if rebuild else cached_wheel(key_dir)
+        if whl is not None:
+            _log(f"using cached wheel {whl}")
+            return whl
+        return build_wheel(key_dir, cuda, jobs)
+
+
+def install(wheel: Path, upgrade_strategy_only_if_needed: bool = True) -> None:
+    """Install the mmcv wheel, mmengine, mmdet, mmseg, ftfy and regex; torch stays as it is."""
+    import torch
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        # Keep the installed torch (pip would otherwise be free to change it).
+        fh.write(f"torch=={torch.__version__}\n")
+        constraints = fh.name
+    try:
+        _run(_pip("install", "--constraint", constraints, str(wheel),
+                  f"mmengine=={MMENGINE_VERSION}", f"mmdet=={MMDET_VERSION}",
+                  f"mmsegmentation=={MMSEG_VERSION}", "ftfy", "regex"))
+    finally:
+        os.unlink(constraints)
+
+
+def check() -> None:
+    """Import what the adapters need, in a fresh interpreter."""
+    code = ("import torch, mmcv, mmcv.ops, mmdet, mmseg, mmseg.utils, mmengine; "
+            "b = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]]); "
+            "mmcv.ops.nms(b, torch.tensor([.9, .8]), .5); "
+            "print('mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__, "
+            "'mmengine', mmengine.__version__)")
+    _run([sys.executable, "-c", code])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m zoo.mm.install", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache-dir", default=None,
+                   help=f"wheel cache (default ${CACHE_ENV} or {DEFAULT_CACHE})")
+    p.add_argument("--cuda", choices=("auto", "on", "off"), default="auto",
+                   help="build mmcv's CUDA ops: auto = toolkit + CUDA torch + a GPU (or TORCH_CUDA_ARCH_LIST)")
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("MAX_JOBS", 2)),
+                   help="parallel compile jobs (MAX_JOBS, default 2)")
+    p.add_argument("--rebuild", action="store_true", help="build even if a cached wheel exists")
+    p.add_argument("--wheel-only", action="store_true", help="build/find the wheel, do not install")
+    p.add_argument("--print-wheel", action="store_true",
+                   help="print the cached wheel's path (exit 1 if absent); builds nothing")
+    p.add_argument("--no-check", action="store_true", help="skip the import check after installing")
+    args = p.parse_args(argv)
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise SystemExit("install torch first: mmcv is compiled against the installed torch")
+
+    if args.print_wheel:
+        key_dir = cache_root(args.cache_dir) / cache_key(want_cuda_ops(args.cuda))
+        whl = cached_wheel(key_dir)
+        if whl is None:
+            print(f"no cached wheel in {key_dir}", file=sys.stderr)
+            return 1
+        print(whl)
+        return 0
+
+    t0 = time.time()
+    whl = get_wheel(args.cache_dir, args.cuda, args.jobs, args.rebuild)
+    if not args.wheel_only:
+        install(whl)
+        if not args.no_check:
+            check()
+    _log(f"done in {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
