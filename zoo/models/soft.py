@@ -296,10 +296,11 @@ class SOFT(nn.Module):
         self.norm = nn.LayerNorm(embed_dims[-1], eps=1e-6)
         self.head = nn.Linear(embed_dims[-1], num_classes) if num_classes > 0 else nn.Identity()
 
-        for stage in self.stages:
-            trunc_normal_(stage.pos_embed, std=0.02)
-        trunc_normal_(self.stages[-1].cls_token, std=0.02)
-        self.apply(self._init_weights)
+        if not self.norm.weight.is_meta:  # on the meta device (shapes only) initialising is wasted time
+            for stage in self.stages:
+                trunc_normal_(stage.pos_embed, std=0.02)
+            trunc_normal_(self.stages[-1].cls_token, std=0.02)
+            self.apply(self._init_weights)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
