@@ -976,7 +976,8 @@ def _official_file(variant: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     url = overlay.get("url") or (cfg.url if cfg else None)
     if not url or overlay.get("hf_hub_id"):
         return kwargs
-    path = download_cached_file((url, f"{variant}_official.pth"), check_hash=False, progress=True)
+    path = download_cached_file(
+        (url, f"{variant}_official.pth"), check_hash=False, progress=True, cache_dir=kwargs.get("cache_dir"))
     return {**kwargs, "pretrained_cfg_overlay": {**overlay, "file": path}}
 
 
