@@ -48,13 +48,20 @@ def test_vig_h_backbone_fixture_on_triton_path():
 
 
 def test_triton_path_trains():
-    """Gradients through the model on the Triton path equal the reference path's."""
+    """Gradients through the model on the Triton path: against the float64 reference path, no
+    worse than the float32 reference path (both lose ~1e-4 here: RMSNorms amplify rounding)."""
     golden = load_golden("vig__h_tiny_cfg")
+    image = golden.input[:1, :, :24, :24]  # token grids 6x6 (ragged chunk), 3x3, 2x2, 1x1
     grads = []
-    for impl in ("reference", "triton"):
-        model = t.build_hier(golden, kernel_impl=impl).to(DEVICE).train()
+    for impl, dtype, device in (("reference", torch.float64, "cpu"), ("reference", torch.float32, "cpu"),
+                                ("triton", torch.float32, DEVICE)):
+        model = t.build_hier(golden, kernel_impl=impl).train()
         model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model))
-        model(golden.input[:1, :, :24, :24].to(DEVICE)).logsumexp(-1).sum().backward()
-        grads.append({n: p.grad.cpu() for n, p in model.named_parameters()})
-    for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
+        model.to(device=device, dtype=dtype)
+        model(image.to(device=device, dtype=dtype)).logsumexp(-1).sum().backward()
+        grads.append({n: p.grad.double().cpu() for n, p in model.named_parameters()})
+    exact, ref32, triton32 = grads
+    for name, g in exact.items():
+        err_ref = (ref32[name] - g).abs().max().item()
+        err_triton = (triton32[name] - g).abs().max().item()
+        assert err_triton <= 3 * err_ref + 1e-6 * max(1.0, g.abs().max().item()), (name, err_triton, err_ref)
