@@ -101,21 +101,19 @@ def official_training_checkpoint(state_dict: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("custom_load", [False, True], ids=["timm_loader", "release_loader"])
 @pytest.mark.parametrize("name", FIXTURES)
-def test_official_file_loads_through_pretrained_path(name, custom_load, tmp_path):
+def test_official_file_loads_through_pretrained_path(name, tmp_path):
     golden = load_golden(name)
     path = tmp_path / "10-64-T4.pth.tar"
     torch.save(official_training_checkpoint(golden.state_dict), path)
     # The file needs argparse.Namespace allow-listed under weights_only=True ...
     with pytest.raises(Exception, match="Namespace"):
         torch.load(path, weights_only=True)
-    # ... and loads through pretrained=True: timm's file loader (custom_load=False) and the release
-    # files' own path (custom_load=True, what the default cfg's URL uses).
+    # ... and loads through pretrained=True (the zoo's loader allow-lists it).
     kwargs = zoo_kwargs(golden)
     model = timm.create_model(
         "maxformer_10_384", pretrained=True,
-        pretrained_cfg_overlay=dict(file=str(path), num_classes=kwargs["num_classes"], custom_load=custom_load),
+        pretrained_cfg_overlay=dict(file=str(path), num_classes=kwargs["num_classes"]),
         **kwargs).eval()
     with torch.no_grad():
         golden.assert_close(model(golden.input))

@@ -181,7 +181,7 @@ def build_zoo_model(
             pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay")).to_dict()
         if cfg.get("source") not in ("hf-hub", "local-dir") and cfg.get("state_dict") is None:
             if cfg.get("file"):
-                official = official_file(variant)
+                official = official_file(f"{variant}.{cfg['tag']}" if cfg.get("tag") else variant)
                 path, weights_key = Path(cfg["file"]), official.weights_key if official else "model"
             else:
                 path, weights_key = locate_official_file(variant, cfg)

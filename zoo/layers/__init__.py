@@ -2,3 +2,4 @@
 from .checks import check_image_input
 from .conv_blocks import ChannelScale, ConvFFN
 from .gated_attention import GatedRoPEAttention
+from .spiking import MultiStepLIF, SpikingStats, spiking_stats

@@ -24,7 +24,6 @@ timm-style `stem` / `stages.i` with the Max-Pool patch embeddings as the
 """
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
 from typing import Any, Optional, Union
@@ -32,13 +31,14 @@ from typing import Any, Optional, Union
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, SelectAdaptivePool2d, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
 from ..layers.checks import check_image_input
+from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.spiking import MultiStepLIF
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
@@ -480,17 +480,6 @@ class MaxFormer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    @torch.jit.ignore
-    def load_pretrained(self, checkpoint_path: str) -> None:
-        """Load an official `.pth.tar` (timm CheckpointSaver: pickled argparse.Namespace `args`).
-
-        Used by `pretrained=True` for the released files (`custom_load`): timm's URL
-        loader unpickles with weights_only=True and no allow-list.
-        """
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        self.load_state_dict(checkpoint_filter_fn(checkpoint, self))
-
 
 # Official key -> ours, applied in order (maxformer.md sec. 5).
 OFFICIAL_KEY_RULES = [
@@ -603,7 +592,7 @@ def _time_steps_of(variant: str, kwargs: dict[str, Any]) -> int:
 def _create_maxformer(variant: str, pretrained: bool = False, **kwargs: Any) -> MaxFormer:
     out_indices = kwargs.pop("out_indices", (0, 1, 2))
     kwargs.setdefault("T", _time_steps_of(variant, kwargs))
-    return build_model_with_cfg(
+    return build_zoo_model(
         MaxFormer, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
@@ -617,7 +606,6 @@ _RELEASE = "https://github.com/bic-L/MaxFormer/releases/download/checkpoints/"
 def _cfg(filename: str, **kwargs: Any) -> dict[str, Any]:
     return {
         "url": _RELEASE + filename,
-        "custom_load": True,  # the .pth.tar pickles argparse.Namespace: MaxFormer.load_pretrained allow-lists it
         "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (14, 14), "min_input_size": (3, 16, 16),
         "crop_pct": 0.875, "interpolation": "bicubic",
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
@@ -638,6 +626,13 @@ default_cfgs = generate_default_cfgs({
     "maxformer_10_512.t1_in1k": _cfg("10-512-T1.pth.tar"),
     "maxformer_10_768.t4_in1k": _cfg("10-768-T4.pth.tar"),
     "maxformer_10_768.t1_in1k": _cfg("10-768-T1.pth.tar"),
+})
+
+# The release files are timm CheckpointSaver dicts; the official evaluation
+# (no EMA in the recipe) loads `state_dict`.
+register_official_files({
+    f"{name}.{tag}": OfficialFile(cfg.cfgs[tag].url.rsplit("/", 1)[-1], cfg.cfgs[tag].url, weights_key="state_dict")
+    for name, cfg in default_cfgs.items() for tag in cfg.tags
 })
 
 
