@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import importlib.util
 
-__all__ = ["available", "registered_in"]
+from pathlib import Path
+
+__all__ = ["available", "config_file", "list_configs", "registered_in"]
 
 _REGISTERED: list[str] = []
 
@@ -31,6 +33,35 @@ def _installed(name: str) -> bool:
 def available() -> dict[str, bool]:
     """Which OpenMMLab packages the adapters can register with."""
     return {name: _installed(name) for name in ("mmengine", "mmdet", "mmseg")}
+
+
+def _config_root() -> Path:
+    import zoo.configs
+
+    return Path(zoo.configs.__file__).resolve().parent
+
+
+def list_configs(framework: str = "") -> list[str]:
+    """The shipped mmdet / mmseg configs, as paths relative to `zoo/configs` (e.g. 'mmdet/ravlt/...py')."""
+    root = _config_root()
+    folders = [framework] if framework else ["mmdet", "mmseg"]
+    return sorted(p.relative_to(root).as_posix() for f in folders for p in (root / f).rglob("*.py")
+                  if "_base_" not in p.parts)
+
+
+def config_file(name: str) -> str:
+    """Path of a shipped config: 'mask-rcnn_ravlt-s_fpn_1x_coco' or 'mmdet/ravlt/mask-rcnn_ravlt-s_fpn_1x_coco.py'."""
+    root = _config_root()
+    if (root / name).is_file():
+        return str(root / name)
+    stem = Path(name).name.removesuffix(".py")
+    found = [c for c in list_configs() if Path(c).stem == stem]
+    if len(found) != 1:
+        import difflib
+
+        close = difflib.get_close_matches(stem, [Path(c).stem for c in list_configs()], n=5)
+        raise FileNotFoundError(f"no shipped mm config named {name!r}" + (f"; close: {', '.join(close)}" if close else ""))
+    return str(root / found[0])
 
 
 def registered_in() -> list[str]:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import os
 import re
 import shutil
@@ -44,6 +43,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -58,7 +58,7 @@ DEFAULT_CACHE = Path("~/.cache/zoo/wheels")
 
 
 def _log(msg: str) -> None:
-    print(f"[zoo.mm.install] {msg}", flush=True)
+    print(f"[zoo.mm.install] {msg}", file=sys.stderr, flush=True)
 
 
 def cache_root(cache_dir: Optional[str] = None) -> Path:
@@ -153,7 +153,7 @@ def build_tools_overlay(root: Path) -> Path:
     return overlay
 
 
-def build_wheel(key_dir: Path, cuda: bool, jobs: int) -> Path:
+def build_wheel(key_dir: Path, cuda: bool, jobs: int, nice: int = 10) -> Path:
     """Download, patch and compile mmcv; the wheel is moved into ``key_dir`` when complete."""
     root = key_dir.parent
     overlay = build_tools_overlay(root)
@@ -177,38 +177,109 @@ def build_wheel(key_dir: Path, cuda: bool, jobs: int) -> Path:
         if not sdist.exists():
             raise SystemExit(f"pip download did not produce {sdist}")
 
-    with tempfile.TemporaryDirectory(prefix="zoo-mmcv-build-") as tmp:
+    # The source tree lives in the cache, not in a temporary directory: an
+    # interrupted build (CI timeout, Ctrl-C) resumes where ninja stopped.
+    build_root = root / "_build" / key_dir.name
+    src = build_root / f"mmcv-{MMCV_VERSION}"
+    if not (src / "setup.py").exists():
+        if build_root.exists():
+            shutil.rmtree(build_root)
+        build_root.mkdir(parents=True)
         with tarfile.open(sdist) as tf:
-            tf.extractall(tmp, filter="data") if sys.version_info >= (3, 12) else tf.extractall(tmp)
-        src = Path(tmp) / f"mmcv-{MMCV_VERSION}"
-        setup_py = src / "setup.py"
-        text = setup_py.read_text()
-        patched = patch_setup_py(text)
-        if "-std=c++20" not in patched:
-            raise SystemExit("mmcv setup.py: found no -std=c++14/17 flag to patch; unexpected source")
-        setup_py.write_text(patched)
-        out = Path(tmp) / "wheelhouse"
-        cmd = _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(src))
-        if shutil.which("nice"):
-            cmd = ["nice", "-n", "10", *cmd]
-        _log(f"compiling mmcv {MMCV_VERSION} ({'CUDA' if cuda else 'CPU'} ops, MAX_JOBS={jobs}); "
-             "this takes 10-30 minutes")
-        t0 = time.time()
-        _run(cmd, env=env, cwd=tmp)
-        built = sorted(out.glob("mmcv-*.whl"))
-        if not built:
-            raise SystemExit("mmcv build produced no wheel")
-        key_dir.mkdir(parents=True, exist_ok=True)
-        partial = key_dir / (built[0].name + ".partial")
-        shutil.copy2(built[0], partial)
-        final = key_dir / built[0].name
-        os.replace(partial, final)  # atomic: a cached wheel is always complete
-        _log(f"built {final.name} in {time.time() - t0:.0f} s")
-        return final
+            if sys.version_info >= (3, 11, 4):
+                tf.extractall(build_root, filter="data")
+            else:  # pragma: no cover
+                tf.extractall(build_root)
+    setup_py = src / "setup.py"
+    patched = patch_setup_py(setup_py.read_text())
+    if "-std=c++20" not in patched:
+        raise SystemExit("mmcv setup.py: found no -std=c++14/17 flag to patch; unexpected source")
+    setup_py.write_text(patched)
+    # No debug information: Python's own CFLAGS carry -g, which makes every
+    # torch-header-heavy file compile much slower and the wheel several times larger.
+    # The precompiled header directory comes first on the include path (see _precompile_header).
+    pch_dir = build_root / "pch"
+    pch_dir.mkdir(exist_ok=True)
+    env["CFLAGS"] = (env.get("CFLAGS", "") + f" -g0 -I{pch_dir}").strip()
+    out = build_root / "wheelhouse"
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(src))
+    if nice and shutil.which("nice"):
+        cmd = ["nice", "-n", str(nice), *cmd]
+    _log(f"compiling mmcv {MMCV_VERSION} ({'CUDA' if cuda else 'CPU'} ops, MAX_JOBS={jobs}) in {src}; "
+         "this takes 10-30 minutes on 2 free cores (longer on a loaded machine); "
+         "an interrupted build resumes on the next run")
+    t0 = time.time()
+    _log("$ " + " ".join(cmd))
+    proc = subprocess.Popen(cmd, env=env, cwd=str(build_root))
+    pch = threading.Thread(target=_precompile_header, args=(src, pch_dir, proc, nice), daemon=True)
+    pch.start()
+    if proc.wait() != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    built = sorted(out.glob("mmcv-*.whl"))
+    if not built:
+        raise SystemExit("mmcv build produced no wheel")
+    key_dir.mkdir(parents=True, exist_ok=True)
+    partial = key_dir / (built[0].name + ".partial")
+    shutil.copy2(built[0], partial)
+    final = key_dir / built[0].name
+    os.replace(partial, final)  # atomic: a cached wheel is always complete
+    _log(f"built {final.name} in {time.time() - t0:.0f} s")
+    shutil.rmtree(build_root, ignore_errors=True)
+    return final
+
+
+PCH_HEADER = "pytorch_cpp_helper.hpp"  # the first include of 63 of mmcv 2.1.0's 77 C++ files
+
+
+def _precompile_header(src: Path, pch_dir: Path, proc: subprocess.Popen, nice: int) -> None:
+    """Precompile mmcv's torch-including helper header once, with the build's own flags.
+
+    Each mmcv op file spends most of its compile time parsing torch's headers
+    (through ``pytorch_cpp_helper.hpp``); gcc uses ``<dir>/<header>.gch`` from
+    the first include directory instead, when it was built with the same
+    flags, and silently falls back to the header otherwise, so this can only
+    make the build faster (about 5x on a loaded 2-core machine).  The flags are
+    read from the ``build.ninja`` torch writes when the build starts; files
+    compiled before the header is ready compile without it.  The .gch lives
+    outside the source tree, so it never reaches the wheel.
+    """
+    target = pch_dir / (PCH_HEADER + ".gch")
+    header = src / "mmcv" / "ops" / "csrc" / "common" / PCH_HEADER
+    if target.exists() or not header.exists() or not shutil.which("c++"):
+        return
+    ninja = None
+    while proc.poll() is None and ninja is None:
+        found = sorted(src.glob("build/temp*/build.ninja"))
+        ninja = found[0] if found else None
+        if ninja is None:
+            time.sleep(2)
+    if ninja is None:
+        return
+    time.sleep(1)  # let torch finish writing it
+    text = ninja.read_text()
+    cflags = re.search(r"^cflags = (.*)$", text, re.M)
+    post = re.search(r"^post_cflags = (.*)$", text, re.M)
+    cxx = re.search(r"^cxx = (.*)$", text, re.M)
+    if not (cflags and post and cxx) or "nvcc" in text:
+        return  # CUDA builds: nvcc has its own flags; not worth the risk
+    flags = [f for f in cflags.group(1).split() if f != "-c"]
+    tmp = pch_dir / (PCH_HEADER + ".gch.partial")
+    cmd = [cxx.group(1), *flags, "-x", "c++-header", str(header), "-o", str(tmp), *post.group(1).split()]
+    if nice and shutil.which("nice"):
+        cmd = ["nice", "-n", str(nice), *cmd]
+    t0 = time.time()
+    if subprocess.run(cmd, capture_output=True).returncode == 0:
+        os.replace(tmp, target)  # atomic: a compile never sees half a header
+        _log(f"precompiled {PCH_HEADER} in {time.time() - t0:.0f} s")
+    else:
+        tmp.unlink(missing_ok=True)
+        _log(f"could not precompile {PCH_HEADER}; the build goes on without it")
 
 
 def get_wheel(cache_dir: Optional[str] = None, cuda_mode: str = "auto", jobs: int = 2,
-              rebuild: bool = False) -> Path:
+              rebuild: bool = False, nice: int = 10) -> Path:
     """Path of the mmcv wheel for this environment, building it once if absent."""
     cuda = want_cuda_ops(cuda_mode)
     root = cache_root(cache_dir)
@@ -218,10 +289,10 @@ def get_wheel(cache_dir: Optional[str] = None, cuda_mode: str = "auto", jobs: in
         if whl is not None:
             _log(f"using cached wheel {whl}")
             return whl
-        return build_wheel(key_dir, cuda, jobs)
+        return build_wheel(key_dir, cuda, jobs, nice)
 
 
-def install(wheel: Path, upgrade_strategy_only_if_needed: bool = True) -> None:
+def install(wheel: Path) -> None:
     """Install the mmcv wheel, mmengine, mmdet, mmseg, ftfy and regex; torch stays as it is."""
     import torch
 
@@ -256,6 +327,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="build mmcv's CUDA ops: auto = toolkit + CUDA torch + a GPU (or TORCH_CUDA_ARCH_LIST)")
     p.add_argument("--jobs", type=int, default=int(os.environ.get("MAX_JOBS", 2)),
                    help="parallel compile jobs (MAX_JOBS, default 2)")
+    p.add_argument("--nice", type=int, default=10, help="niceness of the compile (default 10; 0: none)")
     p.add_argument("--rebuild", action="store_true", help="build even if a cached wheel exists")
     p.add_argument("--wheel-only", action="store_true", help="build/find the wheel, do not install")
     p.add_argument("--print-wheel", action="store_true",
@@ -278,7 +350,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
 
     t0 = time.time()
-    whl = get_wheel(args.cache_dir, args.cuda, args.jobs, args.rebuild)
+    whl = get_wheel(args.cache_dir, args.cuda, args.jobs, args.rebuild, args.nice)
     if not args.wheel_only:
         install(whl)
         if not args.no_check:
