@@ -61,8 +61,9 @@ def on_meta(row: ModelRow) -> torch.nn.Module:
 
 @functools.lru_cache(maxsize=1)
 def _on_meta_by_name(name: str) -> torch.nn.Module:
+    # The default constructor: what the spec's parameter counts describe.
     with torch.device("meta"):
-        return zoo.create_model(name, **ROW_BY_NAME[name].create_kwargs)
+        return zoo.create_model(name)
 
 
 def image(row: ModelRow, batch: int = BATCH, channels: int | None = None) -> torch.Tensor:
@@ -100,7 +101,13 @@ def test_pretrained_cfg(row):
                   "first_conv", "classifier", "origin_url"):
         assert cfg.get(field) is not None, f"pretrained_cfg of {row.name} lacks {field}"
     assert cfg.get("paper_ids") or cfg.get("paper_name")
-    assert any(cfg.get(k) for k in ("hf_hub_id", "url", "file")), "no source for the official weights"
+    has_source = any(cfg.get(k) for k in ("hf_hub_id", "url", "file"))
+    if row.official_weights:
+        assert has_source, "no source for the official weights"
+    else:
+        assert not has_source, "the row says no weights were released, but pretrained_cfg names a source"
+        assert any("no official checkpoint" in note for note in cfg.get("notes") or ()), \
+            "pretrained_cfg notes must say that no official checkpoint was released"
     modules = dict(model.named_modules())
     assert cfg["first_conv"] in modules, f"first_conv {cfg['first_conv']!r} is not a module"
     classifiers = [cfg["classifier"]] if isinstance(cfg["classifier"], str) else cfg["classifier"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import shutil
 import types
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+import zoo.pretrained as pretrained
 from golden import Golden, load_golden
 from zoo.layers.inline_attention import DynamicLocalConv, dynamic_depthwise_conv3x3, linear_attention
 from zoo.models._checkpoint import CheckpointMismatchError
@@ -151,7 +153,7 @@ def test_official_file_loads_through_pretrained_path(name, tmp_path):
 
 
 def test_cswin_file_with_ema_loads_the_ema_weights(tmp_path):
-    """main_ema.py saves `state_dict_ema` beside `model`; timm's loader (use_ema) takes the EMA."""
+    """main_ema.py saves `state_dict_ema` beside `model`; the zoo's loader takes the EMA for CSwin."""
     golden = load_golden("inline__cswin_tiny_cfg")
     raw = {k: v + 1.0 if k.startswith("head.") else v for k, v in golden.state_dict.items()}
     path = tmp_path / "cswin_ema.pth"
@@ -164,22 +166,25 @@ def test_cswin_file_with_ema_loads_the_ema_weights(tmp_path):
 
 
 def test_pretrained_downloads_the_share_link_under_a_file_name(tmp_path, monkeypatch):
-    """Tsinghua share links have no file name in their path; the file is fetched under one."""
+    """Tsinghua share links have no file name in their path; the file is saved under one, then reused."""
     golden = load_golden("inline__pvt_tiny_cfg")
+    monkeypatch.setenv(pretrained.WEIGHTS_DIR_ENV, str(tmp_path / "weights"))
     official = tmp_path / "official.pth"
     official_training_checkpoint(golden.state_dict, official)
     calls = []
 
-    def fake_download(url, check_hash=True, progress=False, cache_dir=None):
+    def fake_download(url, destination, progress=True):
         calls.append(url)
-        return str(official)
+        shutil.copy(official, destination)
 
-    monkeypatch.setattr("timm.models._hub.download_cached_file", fake_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
     variant, kwargs = zoo_args(golden)
-    model = timm.create_model(variant, pretrained=True, pretrained_cfg_overlay=dict(num_classes=10), **kwargs).eval()
-    assert calls == [("https://cloud.tsinghua.edu.cn/f/90ac52b1555b401eb5e6/?dl=1", "inline_pvt_tiny_official.pth")]
+    for _ in range(2):
+        model = timm.create_model(variant, pretrained=True, pretrained_cfg_overlay=dict(num_classes=10), **kwargs)
+    assert calls == ["https://cloud.tsinghua.edu.cn/f/90ac52b1555b401eb5e6/?dl=1"]
+    assert (tmp_path / "weights" / "inline_pvt_tiny.pth").is_file()
     with torch.no_grad():
-        golden.assert_close(model(golden.input))
+        golden.assert_close(model.eval()(golden.input))
 
 
 def test_checkpoint_mismatch_lists_the_keys():

@@ -27,7 +27,7 @@ class NotAllowed:
 def weights_dir(tmp_path, monkeypatch):
     monkeypatch.setenv(pretrained.WEIGHTS_DIR_ENV, str(tmp_path))
 
-    def offline(cfg, filename):
+    def offline(url, hf_hub_id, filename, destination):
         raise ConnectionError("no network in tests")
 
     monkeypatch.setattr(pretrained, "_download", offline)

@@ -129,12 +129,21 @@ def default_filename(cfg: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _download(cfg: Mapping[str, Any], filename: str) -> Path:
-    if cfg.get("hf_hub_id"):
+def _download(url: str | None, hf_hub_id: str | None, filename: str, destination: Path) -> Path:
+    """Fetch the official file: from its Hugging Face repo, or from a direct link into `destination`.
+
+    Direct links are saved under the file's official name, so share links whose
+    path carries no file name (`.../f/<id>/?dl=1`) work, and a second call finds
+    the file in the weights directory.
+    """
+    if hf_hub_id:
         from huggingface_hub import hf_hub_download
-        return Path(hf_hub_download(cfg["hf_hub_id"], filename))
-    from timm.models._hub import download_cached_file
-    return Path(download_cached_file(cfg["url"]))
+        return Path(hf_hub_download(hf_hub_id, filename))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    torch.hub.download_url_to_file(url, str(partial), progress=True)
+    partial.replace(destination)  # atomic: an interrupted download never looks complete
+    return destination
 
 
 def locate_official_file(name: str, cfg: Mapping[str, Any]) -> tuple[Path, str]:
@@ -153,7 +162,8 @@ def locate_official_file(name: str, cfg: Mapping[str, Any]) -> tuple[Path, str]:
     reason = "it cannot be downloaded automatically"
     if fetchable:
         try:
-            return _download(cfg, filename), weights_key
+            url = official.download if official else cfg.get("url")
+            return _download(url, cfg.get("hf_hub_id"), filename, local), weights_key
         except Exception as err:  # network, auth, missing file: all end in the same instructions
             reason = f"the download failed ({type(err).__name__}: {err})"
     raise WeightsNotFoundError(

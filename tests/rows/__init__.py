@@ -16,6 +16,7 @@ from typing import Any, Optional
 class ModelRow:
     name: str
     params: int                                   # exact count from the spec (default constructor, 1000 classes)
+    official_weights: bool = True                 # False: no checkpoint was released (pretrained_cfg says so)
     input_size: tuple[int, int, int] = (3, 32, 32)  # smallest valid input: the forward checks run here
     create_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. img_size for fixed-size models
     bad_input_size: Optional[tuple[int, int]] = None  # a spatial size the model must reject with ValueError

@@ -24,7 +24,6 @@ InLine-DeiT has exactly the official (= timm ViT) keys.
 """
 from __future__ import annotations
 
-import collections
 import math
 import re
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp, PatchEmbed, resample_abs_pos_embed, to_2tuple, trunc_normal_
 from timm.layers import resize_rel_pos_bias_table
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models.swin_transformer import (
     PatchMerging, SwinTransformerBlock, WindowAttention, window_partition, window_reverse)
@@ -44,14 +43,12 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..layers.checks import check_image_input
+from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.inline_attention import DynamicLocalConv, InLineAttention, linear_attention
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
 __all__ = ["InLineDeiT", "InLineSwin", "InLinePVT", "InLineCSwin"]
 
-# The official training scripts pickle their yacs config next to the weights;
-# it unpickles as a plain OrderedDict (yacs need not be installed).
-OFFICIAL_PICKLE_GLOBALS = [(collections.OrderedDict, "yacs.config.CfgNode")]
 
 
 def _drop_path_rates(rate: float, depths: Sequence[int]) -> list[list[float]]:
@@ -961,37 +958,14 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
 # --------------------------------------------------------------------------- factory
 
 
-def _official_file(variant: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Download a Tsinghua-cloud checkpoint under a real file name and hand timm its path.
-
-    The share links (`.../f/<id>/?dl=1`) have no file name in their path, which
-    timm's URL loader needs; a `file` is loaded through the same filter.
-    """
-    overlay = dict(kwargs.get("pretrained_cfg_overlay") or {})
-    if kwargs.get("pretrained_cfg") is not None or overlay.get("file") or overlay.get("state_dict"):
-        return kwargs
-    from timm.models import get_pretrained_cfg
-    from timm.models._hub import download_cached_file
-    cfg = get_pretrained_cfg(variant)
-    url = overlay.get("url") or (cfg.url if cfg else None)
-    if not url or overlay.get("hf_hub_id"):
-        return kwargs
-    path = download_cached_file(
-        (url, f"{variant}_official.pth"), check_hash=False, progress=True, cache_dir=kwargs.get("cache_dir"))
-    return {**kwargs, "pretrained_cfg_overlay": {**overlay, "file": path}}
-
-
 def _create(cls: type, variant: str, pretrained: bool, default_out_indices: Any, **kwargs: Any) -> nn.Module:
     out_indices = kwargs.pop("out_indices", default_out_indices)
-    if pretrained:
-        kwargs = _official_file(variant, kwargs)
-    with torch.serialization.safe_globals(OFFICIAL_PICKLE_GLOBALS):
-        return build_model_with_cfg(
-            cls, variant, pretrained,
-            pretrained_filter_fn=checkpoint_filter_fn,
-            feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-            **kwargs,
-        )
+    return build_zoo_model(
+        cls, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
+        **kwargs,
+    )
 
 
 _TSINGHUA = "https://cloud.tsinghua.edu.cn/f/{}/?dl=1"
@@ -1035,6 +1009,16 @@ default_cfgs = generate_default_cfgs({
     "inline_cswin_small.in1k": _cswin("59f4e65f776f4052b93c", pool_size=(7, 7)),
     "inline_cswin_base.in1k": _cswin("91e17121df284ae38521", pool_size=(7, 7)),
     "inline_cswin_base_384.in1k": _cswin(None, size=384, pool_size=(12, 12)),
+})
+
+# The share links carry no file name: downloads are saved (and looked up in
+# $ZOO_WEIGHTS_DIR) as `<variant>.pth`. The files pickle their yacs config,
+# which zoo.pretrained reads back as an OrderedDict. CSwin's main_ema.py saves
+# `state_dict_ema` beside `model`; its EMA weights are taken when present.
+register_official_files({
+    f"{name}.{tag}": OfficialFile(
+        f"{name}.pth", cfg.cfgs[tag].url, weights_key="state_dict_ema" if "cswin" in name else "model")
+    for name, cfg in default_cfgs.items() for tag in cfg.tags if cfg.cfgs[tag].url
 })
 
 
