@@ -25,14 +25,15 @@ def _load(name):
     return Config.fromfile(zoo.mm.config_file(name))
 
 
-def _channels(model_name: str) -> list[int]:
+def _channels(model_name: str, **kwargs) -> list[int]:
     with torch.device("meta"):
-        return timm.create_model(model_name, features_only=True).feature_info.channels()
+        return timm.create_model(model_name, features_only=True, **kwargs).feature_info.channels()
 
 
 def test_configs_cover_ravlt_and_mavit():
     for family in ("ravlt", "mavit"):
         assert sum(f"/{family}/" in c for c in CONFIGS) >= 20, family
+    assert sum("/poolformer/" in c for c in CONFIGS) == 11
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -41,11 +42,13 @@ def test_config_parses_and_widths_match(name):
     bb = cfg.model.backbone
     assert bb.type == "ZooBackbone"
     assert cfg.custom_imports.imports == ["zoo.mm"]
-    stem = re.search(r"_(ravlt|mavit)-([tsbl])_", name)
+    stem = re.search(r"_(ravlt|mavit|poolformerv1)-([a-z0-9]+)_", name)
     assert bb.model_name == f"{stem.group(1)}_{stem.group(2)}"
-    assert bb.model_kwargs["drop_path_rate"] == _SIZES[stem.group(2)]["drop_path_rate"]
+    # RAVLT / MAViT: stochastic depth as in classification; the official PoolFormer det/seg backbones have none
+    expected_dpr = 0.0 if stem.group(1) == "poolformerv1" else _SIZES[stem.group(2)]["drop_path_rate"]
+    assert bb.model_kwargs["drop_path_rate"] == expected_dpr
     assert bb.init_cfg == dict(type="Pretrained", checkpoint="official")
-    channels = _channels(bb.model_name)
+    channels = _channels(bb.model_name, **bb.model_kwargs)
     if name.startswith("mmdet/") or "fpn_" in name.split("/")[-1][:4]:
         assert list(cfg.model.neck.in_channels) == channels
     else:
@@ -60,13 +63,16 @@ def test_config_parses_and_widths_match(name):
     "mask-rcnn_mavit-l_fpn_ms-crop-3x_coco",
     "fpn_ravlt-s_80k_ade20k-512x512",
     "upernet_mavit-t_160k_ade20k-512x512",
+    "retinanet_poolformerv1-s12_fpn_1x_coco",
 ])
 def test_each_kind_builds_from_the_registry(name):
     from mmengine.registry import DefaultScope, init_default_scope
 
     cfg = _load(name)
-    cfg.model.backbone.update(model_name="ravlt_t", model_kwargs=dict(TINY_RAVLT), init_cfg=None)
-    if "neck" in cfg.model and cfg.model.neck.type == "FPN":
+    if "poolformer" not in name:
+        cfg.model.backbone.update(model_name="ravlt_t", model_kwargs=dict(TINY_RAVLT))
+    cfg.model.backbone.init_cfg = None
+    if "neck" in cfg.model and cfg.model.neck.type == "FPN" and "poolformer" not in name:
         cfg.model.neck.in_channels = [16, 32, 48, 64]
     if "decode_head" in cfg.model and cfg.model.decode_head.type == "UPerHead":
         cfg.model.decode_head.in_channels = [16, 32, 48, 64]
