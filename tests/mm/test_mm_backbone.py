@@ -183,3 +183,27 @@ def test_layer_decay_constructor_scales_backbone_lrs():
         assert lr[name] == pytest.approx(0.5 ** (num_layers - layer)), name
     assert decay["backbone.body.model.stages.0.blocks.0.norm1.weight"] == 0.0
     assert decay["backbone.body.model.stages.0.blocks.0.attn.qkvo.weight"] == 0.05
+
+
+def test_official_detector_checkpoint_converts_to_the_zoo_layout(tmp_path):
+    from zoo.mm.convert import convert_mm_checkpoint
+
+    golden = load_golden("ravlt__tiny_cfg_det_backbone")
+    neck = {"neck.lateral_convs.0.conv.weight": torch.randn(8, 16, 1, 1)}
+    src = tmp_path / "maskrcnn_t_1x_12_epoch.pth"
+    torch.save({"state_dict": {**{f"backbone.{k}": v for k, v in golden.state_dict.items()}, **neck},
+                "meta": {"epoch": 12, "mmdet_version": "2.11.0"}}, src)
+    dst = tmp_path / "converted.pth"
+    out = convert_mm_checkpoint(str(src), "ravlt_t", **TINY_RAVLT)
+    torch.save(out, dst)
+    state = out["state_dict"]
+    assert torch.equal(state["neck.lateral_convs.0.conv.weight"], neck["neck.lateral_convs.0.conv.weight"])
+    assert out["meta"]["epoch"] == 12
+    backbone = tiny()
+    inner = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    backbone.load_state_dict(inner, strict=True)
+    with torch.no_grad():
+        golden.assert_close(concat(backbone.eval()(golden.input)))
+    # converting a converted checkpoint is a no-op
+    again = convert_mm_checkpoint(torch.load(dst, weights_only=True), "ravlt_t", **TINY_RAVLT)["state_dict"]
+    assert again.keys() == state.keys()
