@@ -207,3 +207,13 @@ def test_official_detector_checkpoint_converts_to_the_zoo_layout(tmp_path):
     # converting a converted checkpoint is a no-op
     again = convert_mm_checkpoint(torch.load(dst, weights_only=True), "ravlt_t", **TINY_RAVLT)["state_dict"]
     assert again.keys() == state.keys()
+
+
+def test_frozen_stages_survive_syncbn_conversion():
+    """mmengine's `sync_bn='torch'` replaces every BatchNorm module after the backbone is built."""
+    backbone = nn.SyncBatchNorm.convert_sync_batchnorm(tiny(frozen_stages=1))
+    backbone.train()
+    stem_bn = backbone.model.stem[1]
+    assert isinstance(stem_bn, nn.SyncBatchNorm) and not stem_bn.training and not stem_bn.weight.requires_grad
+    later_bn = backbone.model.stages[2].downsample.norm
+    assert isinstance(later_bn, nn.SyncBatchNorm) and later_bn.training and later_bn.weight.requires_grad

@@ -103,7 +103,8 @@ class ZooBackbone(BaseModule):
         info = self.body.feature_info
         self.out_channels: List[int] = list(info.channels())
         self.out_strides: List[int] = list(info.reduction())
-        self._frozen_modules = self._modules_of_frozen_stages(frozen_stages)
+        # Names, not module objects: SyncBN conversion (mmengine's sync_bn) replaces the modules.
+        self._frozen_names = self._names_of_frozen_stages(frozen_stages)
         self._freeze()
 
     # ------------------------------------------------------------------ build
@@ -124,8 +125,8 @@ class ZooBackbone(BaseModule):
             return [d["module"] for d in info]
         return [info.get("module", i) for i in range(len(info))]
 
-    def _modules_of_frozen_stages(self, frozen_stages: int) -> List[nn.Module]:
-        """Leaf modules (and the root's own parameters' owner) that `frozen_stages` freezes.
+    def _names_of_frozen_stages(self, frozen_stages: int) -> List[str]:
+        """Names (in this module) of the leaf modules that `frozen_stages` freezes.
 
         Works on the model's registration order: the stem is everything that
         comes before the first module of stage 0, stage k ends at its last
@@ -137,29 +138,34 @@ class ZooBackbone(BaseModule):
         prefixes = self._stage_prefixes()
         if frozen_stages > len(prefixes):
             raise ValueError(f"frozen_stages={frozen_stages}, but {self.model_name} has {len(prefixes)} stages")
-        leaves = [(n, m) for n, m in self.model.named_modules() if not list(m.children())]
+        leaves = [n for n, m in self.model.named_modules() if not list(m.children())]
 
         def in_stage(name: str, i: int) -> bool:
             return name == prefixes[i] or name.startswith(prefixes[i] + ".")
 
-        first_of_stage0 = next(j for j, (n, _) in enumerate(leaves) if in_stage(n, 0))
+        first_of_stage0 = next(j for j, n in enumerate(leaves) if in_stage(n, 0))
         if frozen_stages == 0:
             end = first_of_stage0
         else:
-            last = [j for j, (n, _) in enumerate(leaves) if in_stage(n, frozen_stages - 1)]
+            last = [j for j, n in enumerate(leaves) if in_stage(n, frozen_stages - 1)]
             if not last:
                 raise ValueError(f"stage {frozen_stages - 1} of {self.model_name} was pruned (out_indices)")
             end = last[-1] + 1
-        frozen = [m for _, m in leaves[:end]]
+        frozen = leaves[:end]
         norms = getattr(self.model, "feature_norms", None)
         if norms is not None:
-            frozen += [norms[i] for i in range(min(frozen_stages, len(norms)))]
-        return frozen
+            frozen += [f"feature_norms.{i}" for i in range(min(frozen_stages, len(norms)))]
+        prefix = next(n for n, m in self.named_modules() if m is self.model)
+        return [f"{prefix}.{n}" if prefix else n for n in frozen]
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        modules = dict(self.named_modules())
+        return [modules[n] for n in self._frozen_names]
 
     def _freeze(self) -> None:
         if self.frozen_stages < 0:
             return
-        for m in self._frozen_modules:
+        for m in self._frozen_modules():
             m.eval()
             for p in m.parameters():
                 p.requires_grad = False
@@ -171,7 +177,7 @@ class ZooBackbone(BaseModule):
     def train(self, mode: bool = True) -> "ZooBackbone":
         super().train(mode)
         if mode:
-            for m in self._frozen_modules:
+            for m in self._frozen_modules():
                 m.eval()
             if self.norm_eval:
                 for m in self.modules():
