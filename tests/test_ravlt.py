@@ -191,3 +191,15 @@ def test_classifier_matches_official_on_the_triton_kernel(name):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert float(result.stdout.strip().splitlines()[-1]) < 1e-4
+
+
+def test_pretrained_with_other_in_chans_adapts_the_first_conv(tmp_path):
+    """in_chans=1 with a 3-channel checkpoint: timm sums the first conv over its input channels."""
+    golden = load_golden("ravlt__tiny_cfg")
+    path = tmp_path / "official.pth"
+    torch.save(official_training_checkpoint(golden.state_dict), path)
+    classes = golden.constructor["num_classes"]
+    gray = timm.create_model("ravlt_t", pretrained=True, in_chans=1, num_classes=classes,
+                             pretrained_cfg_overlay=dict(file=str(path), num_classes=classes), **zoo_kwargs(golden))
+    expected = golden.state_dict["patch_embed.proj.0.weight"].sum(dim=1, keepdim=True)
+    torch.testing.assert_close(gray.stem[0].weight.detach(), expected)

@@ -14,25 +14,7 @@ import pytest
 pytest.importorskip("mmdet")
 pytest.importorskip("mmcv.ops")
 
-from conftest import CLASSES, TINY_RAVLT  # noqa: E402
-
-
-class LossRecorder:
-    """Hook that keeps the total loss of every iteration."""
-
-    def __new__(cls):
-        from mmengine.hooks import Hook
-
-        class _Recorder(Hook):
-            priority = "LOWEST"
-
-            def __init__(self):
-                self.losses = []
-
-            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-                self.losses.append(float(outputs["loss"]))
-
-        return _Recorder()
+from mm_fixtures import CLASSES, TINY_RAVLT, loss_recorder  # noqa: E402
 
 
 def tiny_mask_rcnn_cfg(coco_root, work_dir, checkpoint, max_iters):
@@ -98,7 +80,7 @@ def test_mask_rcnn_trains_and_evaluates(coco_tiny, official_classifier_file, tmp
     from golden import load_golden
 
     runner = Runner.from_cfg(tiny_mask_rcnn_cfg(coco_tiny, tmp_path, official_classifier_file, max_iters=16))
-    recorder = LossRecorder()
+    recorder = loss_recorder()
     runner.register_hook(recorder)
     runner.train()
 

@@ -9,8 +9,7 @@ import pytest
 pytest.importorskip("mmseg")
 pytest.importorskip("mmcv.ops")
 
-from conftest import TINY_RAVLT  # noqa: E402
-from test_mmdet_train import LossRecorder  # noqa: E402
+from mm_fixtures import TINY_RAVLT, loss_recorder  # noqa: E402
 
 
 def tiny_upernet_cfg(ade_root, work_dir, max_iters):
@@ -64,7 +63,7 @@ def test_upernet_trains_and_evaluates(ade_tiny, tmp_path):
     from mmengine.runner import Runner
 
     runner = Runner.from_cfg(tiny_upernet_cfg(ade_tiny, tmp_path, max_iters=16))
-    recorder = LossRecorder()
+    recorder = loss_recorder()
     runner.register_hook(recorder)
     runner.train()
     losses = recorder.losses

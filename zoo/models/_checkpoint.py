@@ -70,6 +70,13 @@ def rename_keys(state_dict: Mapping[str, torch.Tensor], rules: Sequence[Rule]) -
     return out
 
 
+def _input_channels_differ(key: str, loaded: torch.Tensor, wanted: torch.Tensor, model: nn.Module) -> bool:
+    """The first conv's weight for another `in_chans`: timm adapts it after the filter runs."""
+    first_conv = (getattr(model, "pretrained_cfg", None) or {}).get("first_conv")
+    return (first_conv is not None and key == f"{first_conv}.weight" and loaded.ndim == wanted.ndim
+            and loaded.shape[0] == wanted.shape[0] and loaded.shape[2:] == wanted.shape[2:])
+
+
 def check_state_dict(
         state_dict: Mapping[str, torch.Tensor],
         model: nn.Module,
@@ -78,7 +85,8 @@ def check_state_dict(
     """Fail with a readable list unless state_dict fits model exactly.
 
     Classifier keys (`classifier` prefixes) may differ in shape or be absent:
-    timm's loader drops them when `num_classes` differs from the checkpoint's.
+    timm's loader drops them when `num_classes` differs from the checkpoint's;
+    the first conv's input channels may differ too: timm adapts them to `in_chans`.
     """
     classifier = (classifier,) if isinstance(classifier, str) else tuple(classifier)
     is_classifier = lambda k: any(k.startswith(c + ".") for c in classifier)
@@ -88,7 +96,8 @@ def check_state_dict(
     mis_shaped = [
         f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
         for k, v in expected.items()
-        if k in state_dict and state_dict[k].shape != v.shape and not is_classifier(k)]
+        if k in state_dict and state_dict[k].shape != v.shape and not is_classifier(k)
+        and not _input_channels_differ(k, state_dict[k], v, model)]
     if missing or unexpected or mis_shaped:
         name = getattr(getattr(model, "pretrained_cfg", None) or {}, "get", lambda *_: None)("architecture")
         lines = [f"checkpoint does not fit {name or type(model).__name__}:"]
