@@ -153,7 +153,7 @@ def locate_official_file(name: str, cfg: Mapping[str, Any]) -> tuple[Path, str]:
     weights_key = official.weights_key if official else "model"
     if not filename:
         raise WeightsNotFoundError(f"{name} has no official weights")
-    local = weights_dir() / filename
+    local = weights_dir() / Path(filename).name  # a hub path such as "iformer/iformer_small.pth" -> its name
     if local.is_file():
         return local, weights_key
     source = official.download if official else (

@@ -38,11 +38,12 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, LayerScale, Mlp, to_2tuple, trunc_normal_, use_fused_attn
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checks import check_image_input
+from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
 __all__ = ["InceptionTransformer"]
@@ -500,17 +501,12 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: InceptionTransformer
         if key.endswith(".pos_embed") and key in expected and value.ndim == 4:
             value = resample_pos_embed(value, expected[key].shape[1:3])
         out[key] = value
-    exempt = ["head.fc"]
-    conv, expected_conv = out.get("stem.proj1.weight"), expected.get("stem.proj1.weight")
-    if conv is not None and expected_conv is not None and conv.shape[1] != expected_conv.shape[1] \
-            and conv.shape[0] == expected_conv.shape[0] and conv.shape[2:] == expected_conv.shape[2:]:
-        exempt.append("stem.proj1")  # another in_chans: timm's loader adapts the first conv after this filter
-    return check_state_dict(out, model, classifier=exempt)
+    return check_state_dict(out, model, classifier="head.fc")
 
 
 def _create_inception_transformer(variant: str, pretrained: bool = False, **kwargs: Any) -> InceptionTransformer:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
-    return build_model_with_cfg(
+    return build_zoo_model(
         InceptionTransformer, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
