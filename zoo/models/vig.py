@@ -45,12 +45,13 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, GluMlp, LayerNorm2d, RmsNorm, SelectAdaptivePool2d, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checks import check_image_input
 from ..layers.gla import BidirectionalGLA
+from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
 __all__ = ["ViG", "ViGH"]
@@ -647,7 +648,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
 
 def _create_vig(variant: str, pretrained: bool = False, **kwargs: Any) -> ViG:
     out_indices = kwargs.pop("out_indices", 3)
-    return build_model_with_cfg(
+    return build_zoo_model(
         ViG, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
@@ -662,7 +663,7 @@ def _create_vig_h(variant: str, pretrained: bool = False, **kwargs: Any) -> ViGH
         # (feature_norms=False for the raw ones), no classifier.
         kwargs.setdefault("feature_norms", True)
         kwargs.update(num_classes=0, head_norm=False)
-    return build_model_with_cfg(
+    return build_zoo_model(
         ViGH, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter", norm=kwargs.get("feature_norms", False)),
@@ -695,6 +696,14 @@ default_cfgs = generate_default_cfgs({
     "vig_h_t.in1k": _vig_h_cfg("vig_h_tiny.pth"),
     "vig_h_s.in1k": _vig_h_cfg("vig_h_small.pth"),
     "vig_h_b.in1k": _vig_h_cfg("vig_h_base.pth"),
+})
+
+# The official training saves `model` and, with EMA on (the default), `model_ema`;
+# the spec's loading order prefers the EMA weights (vig.md §7).
+register_official_files({
+    f"{name}.{tag}": OfficialFile(cfg.cfgs[tag].hf_hub_filename, "https://huggingface.co/hustvl/ViG",
+                                  weights_key="model_ema")
+    for name, cfg in default_cfgs.items() for tag in cfg.tags
 })
 
 # vig.md §3: configs/vig/vig-{t,s,b}.yaml and configs/vig-h/vig-h-{t,s,b}.yaml over config.py.
