@@ -10,7 +10,20 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/golden.py, tests/rows
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def _contract_row(item) -> str:
+    callspec = getattr(item, "callspec", None)
+    row = callspec.params.get("row") if callspec else None
+    return getattr(row, "name", "")
+
+
 def pytest_collection_modifyitems(config, items):
+    # Run all contract checks of one model back to back, so each model is built
+    # once per worker (test_contract caches the last model built).
+    contract = [i for i in items if i.path.name == "test_contract.py"]
+    if contract:
+        first = items.index(contract[0])
+        rest = [i for i in items if i.path.name != "test_contract.py"]
+        items[:] = rest[:first] + sorted(contract, key=_contract_row) + rest[first:]
     if torch.cuda.is_available():
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device (run on a GPU machine)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import re
 
 import pytest
 import timm
@@ -106,7 +107,7 @@ def test_pretrained_cfg(row):
         assert has_source, "no source for the official weights"
     else:
         assert not has_source, "the row says no weights were released, but pretrained_cfg names a source"
-        assert any("no official checkpoint" in note for note in cfg.get("notes") or ()), \
+        assert any(re.search(r"no official (checkpoint|weights)", note) for note in cfg.get("notes") or ()), \
             "pretrained_cfg notes must say that no official checkpoint was released"
     modules = dict(model.named_modules())
     assert cfg["first_conv"] in modules, f"first_conv {cfg['first_conv']!r} is not a module"
