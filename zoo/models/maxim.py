@@ -943,16 +943,13 @@ def _cfg(name: str) -> dict[str, Any]:
 
 default_cfgs = generate_default_cfgs({name: _cfg(name) for name in CHECKPOINTS})
 
-# Every official file is called checkpoint.npz: keep the bucket's folders so they do not collide locally.
+# Every official file is called checkpoint.npz: each is kept in the weights directory under its model's name.
 register_official_files({
     name: OfficialFile(
-        filename=f"maxim/{folder}/checkpoint.npz",
-        download=f"{GCS_URL.format(folder)} (bucket page: {GCS_BROWSER.format(folder)})",
-        # Fetchable over HTTP in principle, but timm's download cache keys files by basename and every
-        # official file is named checkpoint.npz; until the zoo's downloader keys by our filename, ask the
-        # user to place the file (see model_cards/maxim.md).
-        fetchable=False,
-        weights_key="opt/target",
+        filename=f"{name}.npz",
+        download=GCS_URL.format(folder),  # public bucket `gresearch`; browse: GCS_BROWSER
+        fetchable=True,
+        weights_key="opt/target",  # run_eval.get_params: tree['opt']['target']
     )
     for name, (folder, _, _) in CHECKPOINTS.items()
 })
