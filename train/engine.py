@@ -52,7 +52,7 @@ def scaled_lr(cfg: DictConfig, info: DistInfo) -> float:
 def ema_decay(cfg: DictConfig, info: DistInfo) -> float:
     if not cfg.ema.scale_with_batch:
         return float(cfg.ema.decay)
-    return float(cfg.ema.decay) ** (global_batch_size(cfg, info) / 512)
+    return float(cfg.ema.decay) ** (global_batch_size(cfg, info) / cfg.ema.batch_base)
 
 
 def create_optimizer(model: nn.Module, cfg: DictConfig, lr: float) -> torch.optim.Optimizer:
@@ -67,12 +67,27 @@ def create_optimizer(model: nn.Module, cfg: DictConfig, lr: float) -> torch.opti
         filter_bias_and_bn=o.filter_bias_and_bn, layer_decay=o.layer_decay, **extra)
 
 
-def create_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, updates_per_epoch: int) -> tuple[Any, int]:
+def scheduler_lrs(cfg: DictConfig, info: Optional[DistInfo]) -> tuple[float, float]:
+    """(warmup_lr, min_lr): as given, or scaled by global_batch / lr_base_size (sched.scale_with_batch)."""
     s = cfg.sched
+    if not s.scale_with_batch:
+        return float(s.warmup_lr), float(s.min_lr)
+    if info is None:
+        raise ValueError("sched.scale_with_batch needs the process group (global batch)")
+    factor = global_batch_size(cfg, info) / cfg.optim.lr_base_size
+    return float(s.warmup_lr) * factor, float(s.min_lr) * factor
+
+
+def create_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, updates_per_epoch: int,
+                     info: Optional[DistInfo] = None) -> tuple[Any, int]:
+    """timm's scheduler and the total number of epochs (warmup prefix and cooldown included)."""
+    s = cfg.sched
+    warmup_lr, min_lr = scheduler_lrs(cfg, info)
     return create_scheduler_v2(
         optimizer, sched=s.sched, num_epochs=s.epochs, decay_epochs=s.decay_epochs, decay_rate=s.decay_rate,
-        cooldown_epochs=s.cooldown_epochs, min_lr=s.min_lr, warmup_lr=s.warmup_lr,
-        warmup_epochs=s.warmup_epochs, step_on_epochs=s.step_on_epochs, updates_per_epoch=updates_per_epoch)
+        cooldown_epochs=s.cooldown_epochs, min_lr=min_lr, warmup_lr=warmup_lr,
+        warmup_epochs=s.warmup_epochs, warmup_prefix=s.warmup_prefix, step_on_epochs=s.step_on_epochs,
+        updates_per_epoch=updates_per_epoch)
 
 
 def create_criterion(cfg: DictConfig, mixup_active: bool) -> nn.Module:

@@ -99,14 +99,19 @@ class SchedConfig:
     decay_epochs: float = 90
     decay_rate: float = 0.1
     step_on_epochs: bool = True           # False: update the lr every optimizer step
+    # True: `epochs` excludes the warmup (timm's warmup_prefix: the cosine starts at the peak after warmup)
+    warmup_prefix: bool = False
+    # Swin-codebase recipes scale warmup_lr and min_lr like the lr: x global_batch / optim.lr_base_size
+    scale_with_batch: bool = False
 
 
 @dataclass
 class EmaConfig:
     enabled: bool = False
     decay: float = 0.99996
-    # DeiT-style recipes define the decay for a global batch of 512: use decay ** (global_batch / 512)
+    # DeiT-style recipes define the decay for a global batch of batch_base: decay ** (global_batch / batch_base)
     scale_with_batch: bool = True
+    batch_base: int = 512                 # the global batch the decay is stated for (CSwin: 4096)
     warmup: bool = False
 
 

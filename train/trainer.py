@@ -70,7 +70,7 @@ class Trainer:
         self.lr = scaled_lr(cfg, info)
         self.optimizer = create_optimizer(self.model, cfg, self.lr)
         self.updates_per_epoch = updates_per_epoch(self.data.batches_per_epoch, cfg.accum_steps)
-        self.scheduler, self.num_epochs = create_scheduler(self.optimizer, cfg, self.updates_per_epoch)
+        self.scheduler, self.num_epochs = create_scheduler(self.optimizer, cfg, self.updates_per_epoch, info)
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=cfg.precision == "fp16")
         self.ema = ModelEmaV3(self.model, decay=ema_decay(cfg, info), use_warmup=cfg.ema.warmup,
                               device=info.device) if cfg.ema.enabled else None
