@@ -65,6 +65,24 @@ for _v, (_bs, _wu, _cd, _wlr, _mlr, _wd, _clip, _dpr, _ema) in _INLINE.items():
     }, lr=5e-4 * _scale, warmup_lr=_wlr * _scale, min_lr=_mlr * _scale, epochs=300 + _cd,
         ema=0.9996 ** (8 * _bs / 4096) if _ema else None)
 
+# --- ViG / ViG-H (vig.md §3-4): 300 epochs with a 20-epoch warmup prefix from 5e-7, min lr 5e-6, base lr
+# x total_batch/512 (5e-4; ViG-T/B and ViG-H-T 1e-3, 1e-3, 8e-4), wd 0.05 (ViG-S 0.1), grad clip 5.0, EMA 0.9999,
+# batch 128/GPU, AMP off for plain ViG; fp16 AMP for ViG-H (bf16 here, the pattern of the other experiments).
+# variant: (base lr, wd, drop path, precision)
+_VIG = {
+    "vig_t": (1e-3, 0.05, 0.0, "fp32"), "vig_s": (5e-4, 0.1, 0.2, "fp32"), "vig_b": (1e-3, 0.05, 0.5, "fp32"),
+    "vig_h_t": (8e-4, 0.05, 0.2, "bf16"), "vig_h_s": (5e-4, 0.05, 0.3, "bf16"),
+    "vig_h_b": (5e-4, 0.05, 0.6, "bf16"),
+}
+for _v, (_blr, _wd, _dpr, _prec) in _VIG.items():
+    _add(f"{_v}_in1k", _v, {
+        "data.batch_size": 128, "data.crop_pct": 0.875, "data.interpolation": "bicubic",
+        "sched.warmup_epochs": 20, "sched.warmup_prefix": True, "optim.weight_decay": _wd, "optim.clip_grad": 5.0,
+        "optim.eps": 1e-8, "model.drop_path_rate": _dpr, "precision": _prec, "aug.mixup": 0.8,
+        "aug.mixup_prob": 1.0, "aug.mixup_switch_prob": 0.5, "aug.mixup_mode": "batch",
+        "aug.train_interpolation": "bicubic", "ema.scale_with_batch": False,
+    }, lr=_blr * 8 * 128 / 512, warmup_lr=5e-7, min_lr=5e-6, epochs=300, ema=0.9999)
+
 # Registered variants with no experiment, and why (the coverage test requires this list to be exact).
 SKIPPED = {
     # The spec gives 384 fine-tune recipes that start from the 224 weights with relative-position tables /
@@ -72,7 +90,7 @@ SKIPPED = {
     "inline_swin_base_384": "fine-tune from resized 224 weights",
     "inline_cswin_base_384": "fine-tune from resized 224 weights",
 }
-FAMILIES = ("inline_",)
+FAMILIES = ("inline_", "vig_")
 
 
 def _get(cfg, key: str) -> Any:
@@ -106,3 +124,30 @@ def test_every_registered_variant_has_an_experiment_or_a_stated_reason() -> None
     names = {n for n in zoo.list_models() if n.startswith(FAMILIES)}
     covered = {spec["model"] for spec in SPEC.values()}
     assert covered | set(SKIPPED) == names and not covered & set(SKIPPED)
+
+
+def test_warmup_prefix_starts_the_cosine_at_the_peak_after_warmup() -> None:
+    # ViG (Swin codebase, WARMUP_PREFIX): t_initial = total - warmup, so the lr peaks right after warmup and
+    # reaches min_lr at the last of the 300 epochs.
+    cfg = compose_cfg(["experiment=vig_s_in1k", "data.root=/x"])
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler, total = create_scheduler(optimizer, cfg, updates_per_epoch=10, info=EIGHT_GPUS)
+    lr_at = lambda epoch: scheduler._get_lr(epoch * 10)[0]  # noqa: E731  (per-iteration schedule)
+    assert total == 300
+    assert lr_at(0) == pytest.approx(5e-7) and lr_at(20) == pytest.approx(1e-3)
+    assert lr_at(300) == pytest.approx(5e-6) and lr_at(160) == pytest.approx((1e-3 + 5e-6) / 2)
+
+
+def test_scale_with_batch_scales_warmup_and_min_lr_like_the_lr() -> None:
+    # InLine (Swin codebase): "All LRs are scaled by total_batch / 512"; 8 x 128 = 1024 -> x2.
+    cfg = compose_cfg(["experiment=inline_swin_tiny_in1k", "data.root=/x"])
+    assert scheduler_lrs(cfg, EIGHT_GPUS) == pytest.approx((1e-6, 1e-5))
+    assert scheduler_lrs(cfg, DistInfo(rank=0, world_size=4)) == pytest.approx((5e-7, 5e-6))
+    cfg.sched.scale_with_batch = False
+    assert scheduler_lrs(cfg, EIGHT_GPUS) == pytest.approx((5e-7, 5e-6))
+
+
+def test_ema_batch_base_sets_the_batch_the_decay_is_stated_for() -> None:
+    cfg = compose_cfg(["experiment=inline_cswin_tiny_in1k", "data.root=/x"])
+    assert ema_decay(cfg, EIGHT_GPUS) == pytest.approx(0.9996 ** (1024 / 4096))
+    assert ema_decay(cfg, DistInfo(rank=0, world_size=32)) == pytest.approx(0.9996)
