@@ -98,6 +98,23 @@ for _v, (_mlr, _dpr, _ra, _clip, _prec) in _IFORMER.items():
         "aug.train_interpolation": "random", "data.crop_pct": 0.9, **_extra,
     }, lr=1e-3, warmup_lr=1e-6, min_lr=_mlr, epochs=310, ema=None)
 
+# --- MaxFormer (maxformer.md §4): 8 x 64, 200 epochs, seed 42, lr = blr x 512/256 (blr 1.35e-3 for T4,
+# 1.2e-3 for T1), warmup from 0 over 5 epochs then half-cycle cosine, per iteration, min lr 2.5e-6 (384-T4) /
+# 1e-6 (512) / 1e-5 (768), Mixup alpha 0.25/0.4/0.8 with prob 0.5, CutMix 1.0, fp16 AMP, no clip/EMA/drop path/
+# repeated aug. Trained configs: 10-384 T4; 10-512 T1, T4; 10-768 T1, T4.
+# (size, T): (blr, min lr, mixup alpha)
+_MAXFORMER = {("384", 4): (1.35e-3, 2.5e-6, 0.25), ("512", 1): (1.2e-3, 1e-6, 0.4), ("512", 4): (1.35e-3, 1e-6, 0.4),
+              ("768", 1): (1.2e-3, 1e-5, 0.8), ("768", 4): (1.35e-3, 1e-5, 0.8)}
+for (_v, _t), (_blr, _mlr, _mix) in _MAXFORMER.items():
+    _add(f"maxformer_10_{_v}_t{_t}_in1k", f"maxformer_10_{_v}", {
+        "model.kwargs": {"T": _t}, "data.batch_size": 64, "seed": 42, "optim.weight_decay": 0.05, "optim.eps": 1e-8,
+        "optim.clip_grad": None, "sched.step_on_epochs": False, "sched.warmup_epochs": 5,
+        "sched.warmup_prefix": True, "model.drop_path_rate": 0.0, "model.sync_bn": False, "aug.repeated_aug": 0,
+        "aug.mixup": _mix, "aug.mixup_prob": 0.5, "aug.mixup_switch_prob": 0.5, "aug.mixup_mode": "batch",
+        "aug.train_interpolation": "bicubic", "precision": "fp16", "data.crop_pct": 0.875,
+        "data.interpolation": "bicubic",
+    }, lr=_blr * 8 * 64 / 256, warmup_lr=0.0, min_lr=_mlr, epochs=200, ema=None)
+
 # Registered variants with no experiment, and why (the coverage test requires this list to be exact).
 SKIPPED = {
     # The spec gives 384 fine-tune recipes that start from the 224 weights with relative-position tables /
@@ -109,7 +126,7 @@ SKIPPED = {
     "inception_transformer_base_384": "fine-tune from resized 224 weights",
     "inception_transformer_large_384": "fine-tune from resized 224 weights",
 }
-FAMILIES = ("inline_", "vig_", "inception_transformer_")
+FAMILIES = ("inline_", "vig_", "inception_transformer_", "maxformer_")
 
 
 def _get(cfg, key: str) -> Any:
