@@ -217,3 +217,16 @@ def test_ema_batch_base_sets_the_batch_the_decay_is_stated_for() -> None:
     cfg = compose_cfg(["experiment=inline_cswin_tiny_in1k", "data.root=/x"])
     assert ema_decay(cfg, EIGHT_GPUS) == pytest.approx(0.9996 ** (1024 / 4096))
     assert ema_decay(cfg, DistInfo(rank=0, world_size=32)) == pytest.approx(0.9996)
+
+
+def test_the_trainer_runs_with_the_new_schedule_and_ema_fields(zoo_cache, tmp_path) -> None:
+    import json
+
+    from train_helpers import TINY, run_train
+
+    proc = run_train([*TINY, "sched.epochs=1", "sched.warmup_epochs=1", "sched.warmup_prefix=true",
+                      "sched.scale_with_batch=true", "sched.step_on_epochs=false", "ema.batch_base=4096",
+                      "debug.max_steps_per_epoch=2", "name=newfields"], zoo_cache, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "outputs" / "newfields" / "summary.json").read_text())
+    assert summary["epochs"] == 2  # the warmup epoch is a prefix: 1 + 1
