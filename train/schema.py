@@ -18,6 +18,7 @@ class ModelConfig:
     name: str = "ravlt_t"                 # any timm-registered model (zoo models included)
     pretrained: bool = False
     init_checkpoint: Optional[str] = None  # weights (.safetensors or a checkpoint dir) to start from
+    init_checkpoint_required: bool = False  # fine-tune experiments: refuse to start without init_checkpoint
     num_classes: Optional[int] = None     # None: the dataset's number of classes
     drop_rate: Optional[float] = None     # None: the model's own default
     drop_path_rate: Optional[float] = None

@@ -52,6 +52,9 @@ class Trainer:
         if info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
 
+        if cfg.model.init_checkpoint_required and not cfg.model.init_checkpoint:
+            raise ValueError(f"experiment {cfg.name!r} is a fine-tune: "
+                             "set model.init_checkpoint to the weights it starts from")
         self.data = build_train_data(cfg, info)
         self.val_loader = build_val_loader(cfg, info)
         self.num_classes = cfg.model.num_classes or self.data.num_classes
