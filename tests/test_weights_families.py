@@ -174,13 +174,6 @@ class Family:
     marks: list = field(default_factory=list)
 
 
-# MAXIM's weights are the official Flax `checkpoint.npz` (a numpy archive, not a torch file).
-MAXIM_PENDING = [pytest.mark.xfail(
-    reason="zoo.pretrained.load_checkpoint has no .npz branch: it hands the official Flax checkpoint.npz to "
-           "torch.load, which fails (RuntimeError: Expected hasRecord(\"version\")); tests/test_maxim.py "
-           "monkeypatches an .npz loader in (its npz_loader fixture) instead",
-    strict=False)]
-
 FAMILIES = [
     Family("ravlt", "ravlt__tiny_cfg", "ravlt_t", _ravlt_kwargs, _ravlt_file),
     Family("mavit", "mala__tiny_cfg", "mavit_t", _ravlt_kwargs, _ravlt_file),
@@ -189,8 +182,7 @@ FAMILIES = [
     Family("inception_transformer", "iformer__tiny_cfg", "inception_transformer_small", _iformer_kwargs,
            _iformer_file),
     Family("maxformer", "maxformer__tiny_cfg", "maxformer_10_384", _maxformer_kwargs, _maxformer_file),
-    Family("maxim", "maxim__tiny_cfg", "maxim_3s_denoising_sidd", _maxim_kwargs, _maxim_file, _nchw, _nhwc,
-           MAXIM_PENDING),
+    Family("maxim", "maxim__tiny_cfg", "maxim_3s_denoising_sidd", _maxim_kwargs, _maxim_file, _nchw, _nhwc),
 ]
 
 
@@ -296,16 +288,12 @@ def test_every_landed_family_is_covered():
     assert {p.stem for p in models.glob("*.py") if not p.stem.startswith("_")} == covered | pending
 
 
-# --------------------------------------------------------------------------- known gap in zoo-convert
+# --------------------------------------------------------------------------- models built for one input size
 
 FIXED_SIZE = [pytest.param(name, id=name.split("__")[1]) for name in
               ("inline__deit_tiny_cfg", "inline__swin_tiny_cfg", "inline__cswin_tiny_cfg")]
 
 
-@pytest.mark.xfail(raises=ValueError, strict=False, reason=(
-    "zoo.convert.convert checks the conversion on a min(pretrained_cfg input_size, 64) image, which models "
-    "built for one input size (InLine DeiT / Swin / CSwin, fixed_input_size=True) reject: zoo-convert fails for "
-    "every full-size inline_{deit,swin,cswin}_* file too (224x224 models, 64x64 check image)"))
 @pytest.mark.parametrize("fixture", FIXED_SIZE)
 def test_zoo_convert_takes_fixed_input_size_models(fixture, weights, tmp_path):
     from test_inline import official_training_checkpoint, zoo_args

@@ -18,6 +18,7 @@ from typing import Any
 import timm
 import torch
 from timm.models import save_for_hf
+from timm.models._input import get_model_input_config
 
 from .factory import create_model
 
@@ -41,8 +42,12 @@ def convert(
     save_for_hf(model, output_dir, model_args=model_args or None, safe_serialization=True)
 
     reloaded = timm.create_model(f"local-dir:{Path(output_dir).resolve()}", pretrained=True).eval()
-    channels, height, width = model.pretrained_cfg["input_size"]
-    image = torch.randn(2, channels, min(height, 64), min(width, 64), generator=torch.Generator().manual_seed(0))
+    # The model's own input size (fixed-size models take only that); others are checked small.
+    input_config = get_model_input_config(model)
+    channels, height, width = input_config["input_size"]
+    if not input_config["fixed_input_size"]:
+        height, width = min(height, 64), min(width, 64)
+    image = torch.randn(2, channels, height, width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         difference = (model(image) - reloaded(image)).abs().max().item()
     if difference != 0:

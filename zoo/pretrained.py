@@ -93,11 +93,14 @@ def weights_dir() -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> Any:
-    """Open a checkpoint safely: safetensors, or torch.load(weights_only=True) with the allow-list."""
+    """Open a checkpoint safely: safetensors, .npz (no pickles), or torch.load(weights_only=True) with the allow-list."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         return load_file(path)
+    if path.suffix == ".npz":  # Flax checkpoints (MAXIM): numpy, allow_pickle=False
+        from .flax_convert import load_npz
+        return load_npz(path)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
