@@ -131,6 +131,7 @@ def loss_recorder():
             self.losses = []
 
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            self.losses.append(float(outputs["loss"]))
+            loss = outputs["loss"]
+            self.losses.append(float(loss.detach() if hasattr(loss, "detach") else loss))
 
     return LossRecorder()

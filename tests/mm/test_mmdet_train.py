@@ -8,6 +8,7 @@ through `init_cfg`), narrow FPN and heads, fewer proposals, 96x96 images.
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -79,10 +80,12 @@ def test_mask_rcnn_trains_and_evaluates(coco_tiny, official_classifier_file, tmp
 
     from golden import load_golden
 
-    runner = Runner.from_cfg(tiny_mask_rcnn_cfg(coco_tiny, tmp_path, official_classifier_file, max_iters=16))
+    runner = Runner.from_cfg(tiny_mask_rcnn_cfg(coco_tiny, tmp_path, official_classifier_file, max_iters=10))
     recorder = loss_recorder()
     runner.register_hook(recorder)
+    t0 = time.time()
     runner.train()
+    print(f"train: {time.time() - t0:.1f} s, losses {[round(x, 3) for x in recorder.losses]}")
 
     # init_cfg went through the zoo's filter: the stage-1 RoPE block's q/k/v/o started at the official values
     # (training moved them, but only a little at lr 1e-3 over 16 steps)
@@ -91,10 +94,11 @@ def test_mask_rcnn_trains_and_evaluates(coco_tiny, official_classifier_file, tmp
     assert (trained - official).abs().max() < 0.05
 
     losses = recorder.losses
-    assert len(losses) == 16 and all(math.isfinite(x) for x in losses)
-    assert sum(losses[-4:]) < sum(losses[:4]), losses
+    assert len(losses) == 10 and all(math.isfinite(x) for x in losses)
+    assert sum(losses[-3:]) < sum(losses[:3]), losses
 
     metrics = runner.val()
+    print(f"val: {time.time() - t0:.1f} s, {metrics}")
     for key in ("coco/bbox_mAP", "coco/bbox_mAP_50", "coco/segm_mAP", "coco/segm_mAP_50"):
         assert key in metrics and 0.0 <= metrics[key] <= 1.0, (key, metrics)
     assert torch.is_tensor(runner.model.backbone(torch.zeros(1, 3, 64, 64))[0])

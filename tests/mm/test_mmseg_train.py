@@ -3,6 +3,7 @@ on an ADE20K-layout dataset (ADE20KDataset, reduce_zero_label) made by the test.
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -62,13 +63,16 @@ def tiny_upernet_cfg(ade_root, work_dir, max_iters):
 def test_upernet_trains_and_evaluates(ade_tiny, tmp_path):
     from mmengine.runner import Runner
 
-    runner = Runner.from_cfg(tiny_upernet_cfg(ade_tiny, tmp_path, max_iters=16))
+    runner = Runner.from_cfg(tiny_upernet_cfg(ade_tiny, tmp_path, max_iters=10))
     recorder = loss_recorder()
     runner.register_hook(recorder)
+    t0 = time.time()
     runner.train()
+    print(f"train: {time.time() - t0:.1f} s, losses {[round(x, 3) for x in recorder.losses]}")
     losses = recorder.losses
-    assert len(losses) == 16 and all(math.isfinite(x) for x in losses)
-    assert sum(losses[-4:]) < sum(losses[:4]), losses
+    assert len(losses) == 10 and all(math.isfinite(x) for x in losses)
+    assert sum(losses[-3:]) < sum(losses[:3]), losses
 
     metrics = runner.val()
+    print(f"val: {time.time() - t0:.1f} s, {metrics}")
     assert "mIoU" in metrics and 0.0 <= metrics["mIoU"] <= 100.0, metrics

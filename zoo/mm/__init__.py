@@ -72,7 +72,10 @@ def registered_in() -> list[str]:
 def _register() -> None:
     if not _installed("mmengine"):
         return
+    from ._compat import patch_mmengine
     from .backbone import ZooBackbone
+
+    patch_mmengine()
     from .optim import LayerDecayOptimWrapperConstructor
 
     for scope in ("mmdet", "mmseg"):

@@ -313,6 +313,9 @@ def check() -> None:
     code = ("import torch, mmcv, mmcv.ops, mmdet, mmseg, mmseg.utils, mmengine; "
             "b = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]]); "
             "mmcv.ops.nms(b, torch.tensor([.9, .8]), .5); "
+            "import zoo.mm; from mmengine.config import Config; "
+            "Config.fromfile(zoo.mm.config_file('mask-rcnn_ravlt-t_fpn_1x_coco')); "
+            "Config.fromfile(zoo.mm.config_file('upernet_ravlt-s_160k_ade20k-512x512')); "
             "print('mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__, "
             "'mmengine', mmengine.__version__)")
     _run([sys.executable, "-c", code])
