@@ -102,3 +102,16 @@ def test_mask_rcnn_trains_and_evaluates(coco_tiny, official_classifier_file, tmp
     for key in ("coco/bbox_mAP", "coco/bbox_mAP_50", "coco/segm_mAP", "coco/segm_mAP_50"):
         assert key in metrics and 0.0 <= metrics[key] <= 1.0, (key, metrics)
     assert torch.is_tensor(runner.model.backbone(torch.zeros(1, 3, 64, 64))[0])
+
+
+def test_zoo_mm_train_entry_point_runs_a_config_file(coco_tiny, official_classifier_file, tmp_path):
+    from zoo.mm.train import main
+
+    cfg = tiny_mask_rcnn_cfg(coco_tiny, tmp_path / "unused", official_classifier_file, max_iters=2)
+    cfg.optim_wrapper = dict(type="AmpOptimWrapper", loss_scale=512.0, optimizer=dict(type="AdamW", lr=1e-4))
+    path = tmp_path / "tiny_mask_rcnn.py"
+    cfg.dump(str(path))
+    work_dir = tmp_path / "work"
+    # on a machine without CUDA the entry point swaps the AMP wrapper for the fp32 one
+    assert main([str(path), "--work-dir", str(work_dir), "--cfg-options", "train_cfg.max_iters=1"]) == 0
+    assert any(work_dir.rglob("*.log"))
