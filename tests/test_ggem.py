@@ -345,3 +345,34 @@ def test_ggem_vit_other_pools_are_timm_vit():
     with torch.no_grad():
         torch.testing.assert_close(model(x), vit(x))
     assert model.attn_pool is None
+
+
+@pytest.mark.parametrize("name, size, kwargs", [
+    ("ravlt_t", 64, {}),
+    ("mavit_t", 64, {}),
+    ("vig_h_t", 64, {}),
+    ("maxformer_10_384", 32, {"T": 1}),
+    ("inline_pvt_tiny", 64, {}),
+    ("inline_swin_tiny", 32, {"img_size": 32}),
+    ("inline_deit_tiny", 32, {"img_size": 32}),
+    ("inception_transformer_small", 64, {"img_size": 64, "ggem_groups": 12}),
+])
+def test_global_pool_ggem_by_name(name, size, kwargs):
+    """`global_pool='ggem'` builds the family's model with one GGeM pool that the head uses."""
+    torch.manual_seed(0)
+    model = zoo.create_model(name, global_pool="ggem", **kwargs).eval()
+    pools = [m for m in model.modules() if isinstance(m, GGeM)]
+    assert len(pools) == 1
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        before = model(x)
+        pools[0].p.add_(1.0)  # the exponent must matter: the head pools through GGeM
+        after = model(x)
+    assert before.shape == (2, 1000) and torch.isfinite(before).all()
+    if not name.startswith("maxformer"):  # its head thresholds the pooled values into spikes: p may flip none
+        assert not torch.allclose(before, after)
+
+
+def test_ggem_groups_that_do_not_divide_say_what_to_pass():
+    with pytest.raises(ValueError, match="ggem_groups="):
+        zoo.create_model("inception_transformer_small", global_pool="ggem", img_size=64)

@@ -63,7 +63,8 @@ def _channel_exponents(p: torch.Tensor, num_channels: int, group_layout: str) ->
     """p (G,) -> one exponent per channel (C,), in the group layout's order."""
     groups = p.shape[0]
     if num_channels % groups:
-        raise ValueError(f"GGeM: {num_channels} channels cannot be split into {groups} equal groups")
+        raise ValueError(f"GGeM: {num_channels} channels cannot be split into {groups} equal groups; "
+                         f"pass ggem_groups= (num_groups=) with a divisor of {num_channels}")
     per_group = num_channels // groups
     if group_layout == "contiguous":  # channel c -> group c // (C / G)
         return p.repeat_interleave(per_group)

@@ -43,6 +43,7 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checks import check_image_input
+from ..layers.ggem import supports_ggem
 from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
@@ -504,6 +505,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: InceptionTransformer
     return check_state_dict(out, model, classifier="head.fc")
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _create_inception_transformer(variant: str, pretrained: bool = False, **kwargs: Any) -> InceptionTransformer:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     return build_zoo_model(

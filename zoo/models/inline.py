@@ -43,6 +43,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..layers.checks import check_image_input
+from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.inline_attention import DynamicLocalConv, InLineAttention, linear_attention
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -1022,18 +1023,22 @@ register_official_files({
 })
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _deit_model(variant: str, pretrained: bool, **kwargs: Any) -> InLineDeiT:
     return _create(InLineDeiT, variant, pretrained, 3, **kwargs)
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _swin_model(variant: str, pretrained: bool, **kwargs: Any) -> InLineSwin:
     return _create(InLineSwin, variant, pretrained, (0, 1, 2, 3), **kwargs)
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _pvt_model(variant: str, pretrained: bool, **kwargs: Any) -> InLinePVT:
     return _create(InLinePVT, variant, pretrained, (0, 1, 2, 3), **kwargs)
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _cswin_model(variant: str, pretrained: bool, **kwargs: Any) -> InLineCSwin:
     return _create(InLineCSwin, variant, pretrained, (0, 1, 2, 3), **kwargs)
 

@@ -38,6 +38,7 @@ from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
 from ..layers.checks import check_image_input
+from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.spiking import MultiStepLIF
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -589,6 +590,7 @@ def _time_steps_of(variant: str, kwargs: dict[str, Any]) -> int:
     return int(match.group(1)) if match else 4
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _create_maxformer(variant: str, pretrained: bool = False, **kwargs: Any) -> MaxFormer:
     out_indices = kwargs.pop("out_indices", (0, 1, 2))
     kwargs.setdefault("T", _time_steps_of(variant, kwargs))

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..pretrained import build_zoo_model
 from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input
+from ..layers.ggem import supports_ggem
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
 __all__ = ["RAVLT"]
@@ -390,6 +391,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: RAVLT) -> dict[str, 
     return check_state_dict(state_dict, model, classifier="head.fc")
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _create_ravlt(variant: str, pretrained: bool = False, **kwargs: Any) -> RAVLT:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     if kwargs.get("features_only"):

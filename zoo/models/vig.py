@@ -50,6 +50,7 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checks import check_image_input
+from ..layers.ggem import supports_ggem
 from ..layers.gla import BidirectionalGLA
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -656,6 +657,7 @@ def _create_vig(variant: str, pretrained: bool = False, **kwargs: Any) -> ViG:
     )
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _create_vig_h(variant: str, pretrained: bool = False, **kwargs: Any) -> ViGH:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     if kwargs.get("features_only"):
