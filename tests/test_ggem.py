@@ -353,7 +353,7 @@ def test_ggem_vit_other_pools_are_timm_vit():
     ("vig_h_t", 64, {}),
     ("maxformer_10_384", 32, {"T": 1}),
     ("inline_pvt_tiny", 64, {}),
-    ("inline_swin_tiny", 32, {"img_size": 32}),
+    ("inline_swin_tiny", 64, {"img_size": 64}),
     ("inline_deit_tiny", 32, {"img_size": 32}),
     ("inception_transformer_small", 64, {"img_size": 64, "ggem_groups": 12}),
 ])
@@ -374,5 +374,7 @@ def test_global_pool_ggem_by_name(name, size, kwargs):
 
 
 def test_ggem_groups_that_do_not_divide_say_what_to_pass():
-    with pytest.raises(ValueError, match="ggem_groups="):
-        zoo.create_model("inception_transformer_small", global_pool="ggem", img_size=64)
+    # iFormer-S: the last attention layer has 11 heads, the pooled width is 384.
+    model = zoo.create_model("inception_transformer_small", global_pool="ggem", img_size=64).eval()
+    with pytest.raises(ValueError, match="ggem_groups="), torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
