@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine (Python >= 3.10 with venv):
 #   make run    installs into .venv, then runs the embedded default job
-#   make test   installs into .venv, then runs the test suite (what CI runs)
+#   make test   installs into .venv (with mmdet/mmseg support), then runs the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zoo-installed
+MM_STAMP := $(VENV)/.zoo-mm-installed
 
-.PHONY: run test install clean
+.PHONY: run test install mm clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +17,17 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# mmcv is built from source once into ~/.cache/zoo/wheels ($$ZOO_WHEEL_CACHE) and reused.
+$(MM_STAMP): $(STAMP)
+	$(PY) -m zoo.mm.install
+	touch $(MM_STAMP)
+
+mm: $(MM_STAMP)
+
 run: $(STAMP)
 	$(VENV)/bin/zoo-train
 
-test: $(STAMP)
+test: $(STAMP) $(MM_STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 clean:
