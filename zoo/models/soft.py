@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers.checks import check_image_input
+from ..layers.ggem import supports_ggem
 from ..layers.soft_attention import SoftAttention
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
@@ -270,6 +271,7 @@ class SOFT(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.global_pool = global_pool
+        self.attn_pool = None  # GGeM hook (zoo.layers.ggem.apply_ggem): pools the patch tokens when set
         self.num_features = self.head_hidden_size = embed_dims[-1]
         self.sr_ratios = tuple(sr_ratios)
         self.normalized = normalized
@@ -439,7 +441,9 @@ class SOFT(nn.Module):
         return self.norm(self.stages(self.stem(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool == "token":
+        if self.attn_pool is not None:
+            x = self.attn_pool(x[:, 1:])  # the patch tokens, not the class token
+        elif self.global_pool == "token":
             x = x[:, 0]
         elif self.global_pool == "avg":
             x = x[:, 1:].mean(1)
@@ -555,6 +559,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: SOFT) -> dict[str, t
     return check_state_dict(state_dict, model, classifier="head")
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _create_soft(variant: str, pretrained: bool = False, **kwargs: Any) -> SOFT:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     if kwargs.get("features_only"):

@@ -187,6 +187,7 @@ class ViG(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.global_pool = global_pool
+        self.attn_pool = None  # GGeM hook (zoo.layers.ggem.apply_ggem): pools the tokens when set
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
         self.patch_size = patch_size
         self.grad_checkpointing = False
@@ -309,7 +310,9 @@ class ViG(nn.Module):
         return self.norm(x).flatten(1, 2)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool == "avg":
+        if self.attn_pool is not None:
+            x = self.attn_pool(x)
+        elif self.global_pool == "avg":
             x = x.mean(dim=1)
         elif self.global_pool == "max":
             x = x.amax(dim=1)
@@ -647,6 +650,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return check_state_dict(state_dict, model, classifier=classifier)
 
 
+@supports_ggem  # global_pool="ggem" (zoo.layers.ggem)
 def _create_vig(variant: str, pretrained: bool = False, **kwargs: Any) -> ViG:
     out_indices = kwargs.pop("out_indices", 3)
     return build_zoo_model(
