@@ -19,21 +19,19 @@ _S2 = 14_176_178  # MAXIM-2S, 3 supervision scales
 
 
 # The eleven names are two architectures (MAXIM-3S, MAXIM-2S) with different official weights; their
-# constructors are identical within a variant, and MAXIM-3S is MAXIM-2S with one more (middle) stage of
-# the same blocks. The checks that run the network (several forward / backward passes of a 14-22 M
-# parameter model each; minutes of CPU for MAXIM-3S) run on one MAXIM-2S name; the 3-stage path is checked
-# on the 3-stage fixture configuration in tests/test_maxim.py (official outputs, gradients, checkpointing,
-# batch independence, features_only).
-_REFERENCE = "maxim_2s_deraining_rain13k"
+# constructors are identical within a variant. The checks that run the network (several forward /
+# backward passes of a 14-22 M parameter model each) run on one name per variant; on the other names
+# they would repeat the same computation on the same architecture.
+_REFERENCE = {"maxim_3s": "maxim_3s_denoising_sidd", "maxim_2s": "maxim_2s_deraining_rain13k"}
 _NETWORK_CHECKS = ("features_only", "forward_intermediates", "grad_checkpointing_changes_nothing",
                    "eval_output_does_not_depend_on_batch")
 
 
 def _row(name: str, params: int) -> ModelRow:
     not_applicable = dict(NOT_APPLICABLE)
-    if name != _REFERENCE:
-        why = (f"same blocks as {_REFERENCE} (same constructor for MAXIM-2S names; MAXIM-3S adds a middle stage "
-               "of the same blocks, checked on the 3-stage fixture config in test_maxim.py), checked there")
+    reference = _REFERENCE[name[:8]]
+    if name != reference:
+        why = f"same architecture and constructor as {reference} (only the pretrained cfg differs), checked there"
         not_applicable.update({check: why for check in _NETWORK_CHECKS})
     # 64 x 64 is the smallest size the official network takes without padding (forward pads any size).
     return ModelRow(name, params, input_size=(3, 64, 64), not_applicable=not_applicable)
