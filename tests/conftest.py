@@ -7,7 +7,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/golden.py, tests/rows
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Under pytest-xdist every worker gets one thread (workers x threads = cores; oversubscribed
+# OpenMP threads spin and slow everything several-fold); a plain run uses up to two.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 
 def _contract_row(item) -> str:
