@@ -28,13 +28,13 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, LayerNorm2d, SelectAdaptivePool2d, trunc_normal_
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..pretrained import build_zoo_model
 from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input
 from ..layers.ggem import supports_ggem
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
+from ._features import prune_staged, staged_intermediates
 
 __all__ = ["RAVLT"]
 
@@ -300,22 +300,8 @@ class RAVLT(nn.Module):
             output_fmt: only 'NCHW'.
             intermediates_only: return only the intermediates.
         """
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        if norm and self.feature_norms is None:
-            raise ValueError("norm=True needs the per-stage feature norms: build the model with feature_norms=True")
         self._check_input(x)
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
-        intermediates = []
-        x = self.stem(x)
-        for i, stage in enumerate(stages):
-            x = stage(x)
-            if i in take_indices:
-                intermediates.append(self.feature_norms[i](x) if norm else x)
-        if intermediates_only:
-            return intermediates
-        return x, intermediates
+        return staged_intermediates(self, x, indices, norm, stop_early, output_fmt, intermediates_only)
 
     def prune_intermediate_layers(
             self,
@@ -324,18 +310,7 @@ class RAVLT(nn.Module):
             prune_head: bool = True,
     ) -> list[int]:
         """Drop the stages (and head) that the requested intermediates do not need."""
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm:
-            self.feature_norms = None
-        elif self.feature_norms is not None:
-            self.feature_norms = self.feature_norms[:max_index + 1]
-        if max_index < len(self.feature_info) - 1:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
-            self.head.in_dim = self.num_features
-        if prune_head or max_index < len(self.feature_info) - 1:
-            self.reset_classifier(0, "", reset_other=True)
-        return take_indices
+        return prune_staged(self, indices, prune_norm, prune_head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)

@@ -54,6 +54,7 @@ from ..layers.ggem import supports_ggem
 from ..layers.gla import BidirectionalGLA
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
+from ._features import prune_staged, staged_intermediates
 
 __all__ = ["ViG", "ViGH"]
 
@@ -521,22 +522,8 @@ class ViGH(nn.Module):
                 dense backbone's features); needs `feature_norms=True`.
             output_fmt: only 'NCHW'.
         """
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        if norm and self.feature_norms is None:
-            raise ValueError("norm=True needs the per-stage feature norms: build the model with feature_norms=True")
         _check_input(self, x, min_size=1)
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
-        intermediates = []
-        x = self.stem(x)
-        for i, stage in enumerate(stages):
-            x = stage(x)
-            if i in take_indices:
-                intermediates.append(self.feature_norms[i](x) if norm else x)
-        if intermediates_only:
-            return intermediates
-        return x, intermediates
+        return staged_intermediates(self, x, indices, norm, stop_early, output_fmt, intermediates_only)
 
     def prune_intermediate_layers(
             self,
@@ -544,18 +531,7 @@ class ViGH(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm:
-            self.feature_norms = None
-        elif self.feature_norms is not None:
-            self.feature_norms = self.feature_norms[:max_index + 1]
-        if max_index < len(self.feature_info) - 1:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
-            self.head.in_dim = self.num_features
-        if prune_head or max_index < len(self.feature_info) - 1:
-            self.reset_classifier(0, "", reset_other=True)
-        return take_indices
+        return prune_staged(self, indices, prune_norm, prune_head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(self, x, min_size=1)
