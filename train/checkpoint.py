@@ -8,21 +8,27 @@ directory and renamed into place, so a directory with a final name is always
 complete; `find_latest` still verifies the files and falls back to older
 checkpoints if the newest one is unreadable. `state.pt` only holds tensors and
 plain Python values and is loaded with `torch.load(weights_only=True)`.
+
+`load_weights` loads strictly; with `adapt` (the fine-tunes' `model.init_checkpoint_adapt`) the weights first
+pass through the model family's `checkpoint_filter_fn`, which resizes what depends on the resolution.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import re
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
@@ -118,11 +124,94 @@ def resolve_resume(resume: str, ckpt_root: Path) -> Optional[Path]:
     return path
 
 
-def load_weights(model: torch.nn.Module, path: Path, ema: bool = False) -> None:
-    """Load weights from a checkpoint directory or a .safetensors file."""
+def load_weights(model: torch.nn.Module, path: Path, ema: bool = False, adapt: bool = False) -> None:
+    """Load weights from a checkpoint directory or a .safetensors file.
+
+    Strict and exact by default (resumes, and init checkpoints of the very model being trained). With
+    `adapt`, the weights first go through the model family's `checkpoint_filter_fn(state_dict, model)` (see
+    `adapt_state_dict`), e.g. 224 weights into the 384 model of a fine-tune; the load is still strict.
+    """
     path = Path(path)
     file = path if path.is_file() else path / (EMA_FILE if ema else MODEL_FILE)
-    missing, unexpected = load_model(model, str(file), strict=True)
+    if not adapt:
+        load_model(model, str(file), strict=True)
+        return
+    state_dict = adapt_state_dict(load_file(str(file)), model, source=str(file))
+    model.load_state_dict(state_dict, strict=True)
+
+
+class WeightsMismatchError(RuntimeError):
+    """Weights that do not fit the model, even after the family's checkpoint filter."""
+
+
+def family_filter(model: torch.nn.Module) -> tuple[str, Callable[..., dict[str, torch.Tensor]]]:
+    """(module name, `checkpoint_filter_fn`) of the family the model was created from.
+
+    The module is the one that registered the model's architecture with timm (its entrypoint's module: the
+    file whose `checkpoint_filter_fn` timm's `build_model_with_cfg` uses for the official weights), else the
+    module that defines the model's class.
+    """
+    import timm
+
+    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
+    candidates = []
+    if arch and timm.is_model(arch):
+        candidates.append(timm.models.model_entrypoint(arch).__module__)
+    candidates.append(type(model).__module__)
+    for name in candidates:
+        fn = getattr(sys.modules.get(name) or importlib.import_module(name), "checkpoint_filter_fn", None)
+        if callable(fn):
+            return name, fn
+    raise WeightsMismatchError(
+        f"cannot adapt weights to {arch or type(model).__name__}: no checkpoint_filter_fn in "
+        f"{' or '.join(dict.fromkeys(candidates))}")
+
+
+def _add_tied_aliases(state_dict: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """safetensors' save_model keeps one name of tensors that share memory: give the others back."""
+    groups: dict[tuple, list[str]] = {}
+    for key, value in model.state_dict().items():
+        if value.device.type != "meta" and value.numel():
+            groups.setdefault((value.untyped_storage().data_ptr(), value.storage_offset(), value.shape), []).append(key)
+    out = dict(state_dict)
+    for keys in groups.values():
+        present = [k for k in keys if k in out]
+        for key in keys:
+            if present and key not in out:
+                out[key] = out[present[0]]
+    return out
+
+
+def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: torch.nn.Module,
+                     source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """`state_dict` made to fit `model` as the family's own filter adapts official weights.
+
+    The zoo's filters resize what depends on the input resolution (iFormer pos-embeds, InLine-Swin
+    relative-position tables, DeiT / PVT pos-embeds) and leave same-size weights unchanged. Anything else
+    that differs (another width or depth, another number of classes: the fine-tunes keep the head) fails
+    with the keys named.
+    """
+    module, filter_fn = family_filter(model)
+    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
+    try:
+        adapted = filter_fn(_add_tied_aliases(state_dict, model), model)
+    except Exception as err:  # the filter's own report (zoo filters list missing / mis-shaped keys)
+        raise WeightsMismatchError(
+            f"{source} cannot be adapted to {arch} by {module}.checkpoint_filter_fn:\n{err}") from err
+    adapted = _add_tied_aliases(dict(adapted), model)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in adapted]
+    unexpected = [k for k in adapted if k not in expected]
+    mis_shaped = [f"{k}: checkpoint {tuple(adapted[k].shape)} vs model {tuple(v.shape)}"
+                  for k, v in expected.items() if k in adapted and adapted[k].shape != v.shape]
+    if missing or unexpected or mis_shaped:
+        lines = [f"{source} does not fit {arch} after {module}.checkpoint_filter_fn:"]
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
+            if keys:
+                shown = "\n    ".join(keys[:20]) + (f"\n    ... and {len(keys) - 20} more" if len(keys) > 20 else "")
+                lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")
+        raise WeightsMismatchError("\n".join(lines))
+    return adapted
 
 
 # RNG states as tensors and plain values (loadable with weights_only=True).

@@ -19,6 +19,10 @@ class ModelConfig:
     pretrained: bool = False
     init_checkpoint: Optional[str] = None  # weights (.safetensors or a checkpoint dir) to start from
     init_checkpoint_required: bool = False  # fine-tune experiments: refuse to start without init_checkpoint
+    # Pass init_checkpoint through the family's checkpoint_filter_fn before the (still strict) load: resizes
+    # what depends on the resolution (pos-embeds, relative-position tables) for the 384 fine-tunes from 224
+    # weights. Off by default so that an init load is exact unless an experiment asks for the adaptation.
+    init_checkpoint_adapt: bool = False
     num_classes: Optional[int] = None     # None: the dataset's number of classes
     drop_rate: Optional[float] = None     # None: the model's own default
     drop_path_rate: Optional[float] = None

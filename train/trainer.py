@@ -62,7 +62,7 @@ class Trainer:
         seed_everything(cfg.seed)  # the same initial weights on every rank
         self.model = create_model(cfg.model, self.num_classes, overlay=preprocessing_cfg(cfg.data))
         if cfg.model.init_checkpoint:
-            ckpt.load_weights(self.model, Path(cfg.model.init_checkpoint))
+            self._load_init_checkpoint(Path(cfg.model.init_checkpoint), cfg.model.init_checkpoint_adapt)
         if cfg.model.grad_checkpointing:
             self.model.set_grad_checkpointing(True)
         self.model.to(info.device)
@@ -105,6 +105,24 @@ class Trainer:
 
     def _on_stop_signal(self, signum: int, _frame: Any) -> None:
         self.stop_signal = signum  # acted on at the next optimizer step, where the state is consistent
+
+    def _load_init_checkpoint(self, path: Path, adapt: bool) -> None:
+        # Adapting is an explicit option, not always on: the filters change weights (they resample pos-embeds
+        # and relative-position tables to the model's grid), and an init checkpoint of the wrong resolution
+        # given by mistake should fail, not be silently resampled. The default load stays strict and exact;
+        # the fine-tune experiments that start from weights of another resolution set init_checkpoint_adapt.
+        # Either way a mismatch that is not a resize (width, depth, classes) fails with the keys named.
+        try:
+            ckpt.load_weights(self.model, path, adapt=adapt)
+        except RuntimeError as err:
+            if adapt or isinstance(err, ckpt.WeightsMismatchError):
+                raise
+            raise RuntimeError(
+                f"model.init_checkpoint={str(path)!r} does not load strictly into {self.cfg.model.name} "
+                "(weights of another resolution need model.init_checkpoint_adapt=true, which resizes them "
+                f"as the family's checkpoint_filter_fn does):\n{err}") from err
+        if self.info.is_main:
+            log.info("initial weights: %s%s", path, " (adapted by the family's checkpoint filter)" if adapt else "")
 
     # ---- resume / checkpoint ---------------------------------------------------------------
     def _resume(self) -> Optional[Path]:

@@ -155,17 +155,33 @@ _add("inline_cswin_base_384_in1k", "inline_cswin_base_384", {
 }, lr=5e-6 * 8 * 32 / 512, warmup_lr=5e-6 * 8 * 32 / 512, min_lr=5e-7 * 8 * 32 / 512, epochs=30,
     ema=0.9996 ** (8 * 32 / 4096))
 
+# InLine-Swin-B-384 fine-tune (inline.md §4 table + "Common"): 32/GPU, 30 epochs, 5 warmup, no cooldown, base lr
+# 2e-5, warmup lr 2e-8, min lr 2e-7 (all x total_batch/512), wd 1e-8, clip 5.0, drop path 0.5, no EMA, Mixup 0.8 /
+# CutMix 1.0, eval TEST.CROP False (plain resize: crop 1.0), from the 224 weights with the tables resized.
+_add("inline_swin_base_384_in1k", "inline_swin_base_384", {
+    "data.batch_size": 32, "data.img_size": 384, "data.crop_pct": 1.0, "data.interpolation": "bicubic",
+    "sched.warmup_epochs": 5, "sched.cooldown_epochs": 0, "sched.step_on_epochs": False, "sched.warmup_prefix": False,
+    "optim.weight_decay": 1e-8, "optim.clip_grad": 5.0, "optim.eps": 1e-8, "model.drop_path_rate": 0.5,
+    "model.init_checkpoint_required": True, "model.init_checkpoint": None, "model.init_checkpoint_adapt": True,
+    "aug.mixup": 0.8, "aug.mixup_prob": 1.0, "aug.mixup_switch_prob": 0.5, "aug.mixup_mode": "batch",
+    "aug.train_interpolation": "bicubic", "aug.recount": 1, "aug.repeated_aug": 0,
+}, lr=2e-5 * 8 * 32 / 512, warmup_lr=2e-8 * 8 * 32 / 512, min_lr=2e-7 * 8 * 32 / 512, epochs=30, ema=None)
+
+# iFormer 384 fine-tunes (iformer.md §4): 20 epochs + 10 cooldown from the 224 checkpoint, lr 1e-5 (S, L) / 5e-6 (B)
+# as given, min lr 1e-6 / 5e-7 (read like the lr: S and L / B), no warmup (warmup lr 2e-8), wd 1e-8, Mixup 0.1,
+# CutMix 0.1, drop path 0.3/0.5/0.6, grad clip 1.0, batch 32 per process; eval crop 1.0 (§3, the 384 default cfg).
+# size: (lr, min lr, drop path)
+_IFORMER_384 = {"small": (1e-5, 1e-6, 0.3), "base": (5e-6, 5e-7, 0.5), "large": (1e-5, 1e-6, 0.6)}
+for _v, (_lr, _mlr, _dpr) in _IFORMER_384.items():
+    _add(f"inception_transformer_{_v}_384_in1k", f"inception_transformer_{_v}_384", {
+        "data.batch_size": 32, "data.img_size": 384, "data.crop_pct": 1.0, "optim.lr": _lr,
+        "optim.weight_decay": 1e-8, "optim.clip_grad": 1.0, "sched.warmup_epochs": 0, "sched.cooldown_epochs": 10,
+        "model.drop_path_rate": _dpr, "aug.mixup": 0.1, "aug.cutmix": 0.1, "model.init_checkpoint_required": True,
+        "model.init_checkpoint": None, "model.init_checkpoint_adapt": True,
+    }, lr=_lr, warmup_lr=2e-8, min_lr=_mlr, epochs=30, ema=None)
+
 # Registered variants with no experiment, and why (the coverage test requires this list to be exact).
-SKIPPED = {
-    # inline.md §4 gives a 384 fine-tune that starts from the 224 weights with the relative-position bias tables
-    # resized (softmax window 7 -> 12; "load_pretrained"); the trainer's init_checkpoint loads strictly, without
-    # resizing. (CSwin-B-384 has the 224 model's shapes, so its fine-tune is an experiment.)
-    "inline_swin_base_384": "fine-tune from resized 224 weights",
-    # iformer.md §4 states a 384 fine-tune from the 224 checkpoint (pos-embeds resized): same reason.
-    "inception_transformer_small_384": "fine-tune from resized 224 weights",
-    "inception_transformer_base_384": "fine-tune from resized 224 weights",
-    "inception_transformer_large_384": "fine-tune from resized 224 weights",
-}
+SKIPPED: dict[str, str] = {}
 FAMILIES = ("inline_", "vig_", "inception_transformer_", "maxformer_", "poolformerv1_", "soft_")
 
 
@@ -259,13 +275,30 @@ def test_cswin_384_fine_tune_loads_the_224_weights_strictly() -> None:
     assert {k: v.shape for k, v in base.items()} == {k: v.shape for k, v in fine.items()}
 
 
-@pytest.mark.parametrize("fine_tuned", [n for n in SKIPPED if n.endswith("_384")])
-def test_skipped_384_fine_tunes_cannot_load_the_224_weights_strictly(fine_tuned: str) -> None:
-    # Why they are skipped: their 224 weights need resizing, which model.init_checkpoint does not do.
+FINE_TUNES = sorted(e for e in SPEC if SPEC[e]["cfg"].get("model.init_checkpoint_required"))
+
+
+def test_every_384_variant_is_a_fine_tune_experiment() -> None:
+    import zoo
+
+    resolution_384 = {n for n in zoo.list_models() if n.endswith("_384") and n.startswith(FAMILIES)}
+    resolution_384 -= {"maxformer_10_384"}  # 384 is MaxFormer's width, not a resolution
+    assert {SPEC[e]["model"] for e in FINE_TUNES} == resolution_384
+
+
+@pytest.mark.parametrize("experiment", FINE_TUNES)
+def test_a_fine_tune_adapts_its_init_checkpoint_exactly_when_the_224_shapes_differ(experiment: str) -> None:
+    # The 224 weights load strictly where the shapes agree (CSwin-B-384); elsewhere (Swin-B-384 tables, iFormer
+    # pos-embeds) the experiment sets model.init_checkpoint_adapt, which resizes them with the family's filter.
     import timm
     import zoo  # noqa: F401
 
+    fine_tuned = SPEC[experiment]["model"]
     with torch.device("meta"):
         base = timm.create_model(fine_tuned.removesuffix("_384")).state_dict()
         fine = timm.create_model(fine_tuned).state_dict()
-    assert {k: v.shape for k, v in base.items()} != {k: v.shape for k, v in fine.items()}
+    assert base.keys() == fine.keys()
+    differ = {k for k in base if base[k].shape != fine[k].shape}
+    assert all(k.endswith(("pos_embed", "relative_position_bias_table")) for k in differ), differ
+    cfg = compose_cfg([f"experiment={experiment}", "data.root=/x"])
+    assert cfg.model.init_checkpoint_adapt == bool(differ)
