@@ -273,6 +273,19 @@ def test_supports_ggem_wraps_a_family_factory():
     assert len(features(_image())) == 4
 
 
+def test_a_group_count_that_does_not_divide_the_channels_fails_at_build():
+    """iFormer-S pools 384 channels; its last blocks have 11 attention heads (specs/iformer.md §3), so the
+    default G does not divide C: the error comes when the model is built, naming divisors to use."""
+    with torch.device("meta"):
+        with pytest.raises(ValueError, match=r"384 pooled channels of InceptionTransformer.*head count, is 11\. "
+                                             r"Pass ggem_groups=.*divisor of 384, e\.g\. 6, 8, 12"):
+            zoo.create_model("inception_transformer_small", global_pool="ggem")
+        with pytest.raises(ValueError, match=r"ggem_groups=5\. Pass"):
+            zoo.create_model("inception_transformer_small", global_pool="ggem", ggem_groups=5)
+    model = zoo.create_model("inception_transformer_small", global_pool="ggem", ggem_groups=12, img_size=64).eval()
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
 OWN_NAMES = {"vit_base_patch16_224_ggem", "vit_large_patch16_224_ggem"}
 # Token models that pool in forward_head by a pool-type string, without a pool module: they
 # need the `attn_pool` hook documented in zoo.layers.ggem (wired by the lead, not here).
@@ -373,10 +386,3 @@ def test_global_pool_ggem_by_name(name, size, kwargs):
     assert before.shape == (2, 1000) and torch.isfinite(before).all()
     if not name.startswith("maxformer"):  # its head thresholds the pooled values into spikes: p may flip none
         assert not torch.allclose(before, after)
-
-
-def test_ggem_groups_that_do_not_divide_say_what_to_pass():
-    # iFormer-S: the last attention layer has 11 heads, the pooled width is 384.
-    model = zoo.create_model("inception_transformer_small", global_pool="ggem", img_size=64).eval()
-    with pytest.raises(ValueError, match="ggem_groups="), torch.no_grad():
-        model(torch.randn(1, 3, 64, 64))

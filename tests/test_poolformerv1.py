@@ -83,18 +83,20 @@ def test_official_release_file_loads_through_pretrained_path(tmp_path):
         golden.assert_close(model(golden.input))
 
 
-def test_timm_converted_weights_load_through_pretrained_path(tmp_path):
+def test_timm_converted_weights_load_through_pretrained_path(tmp_path, monkeypatch):
     """`timm/poolformer_*.sail_in1k` layout: the official tensors under timm's names, made here
-    with timm's own converter (timm.models.metaformer.checkpoint_filter_fn)."""
+    with timm's own converter (timm.models.metaformer.checkpoint_filter_fn); the `.sail_in1k_timm`
+    tag finds the hub repo's model.safetensors in the weights directory under the repo's name."""
     golden = load_golden("poolformer__tiny_cfg")
     timm_model = timm_poolformer(golden)
     converted = timm_metaformer_filter(golden.state_dict, timm_model)
     timm_model.load_state_dict(converted)  # strict: really timm's layout
-    path = tmp_path / "model.safetensors"
+    monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(tmp_path))
+    path = tmp_path / "poolformer_s12.sail_in1k.safetensors"
     save_file({k: v.contiguous() for k, v in converted.items()}, str(path))
-    model = timm.create_model("poolformerv1_s12", pretrained=True, num_classes=10,
-                              pretrained_cfg_overlay=dict(file=str(path), num_classes=10),
-                              **zoo_kwargs(golden)).eval()
+    model = timm.create_model("poolformerv1_s12.sail_in1k_timm", pretrained=True, num_classes=10,
+                              pretrained_cfg_overlay=dict(num_classes=10), **zoo_kwargs(golden)).eval()
+    assert model.pretrained_cfg["file"] == str(path)
     with torch.no_grad():
         golden.assert_close(model(golden.input))
 

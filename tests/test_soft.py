@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 
 import pytest
 import timm
@@ -9,6 +10,7 @@ import torch
 
 import zoo
 import zoo.layers.soft_attention as soft_attention
+import zoo.pretrained as pretrained
 from golden import Golden, load_golden
 from zoo.layers.soft_attention import SoftAttention, newton_inverse, newton_inverse_halving
 from zoo.models._checkpoint import CheckpointMismatchError
@@ -83,22 +85,52 @@ def test_official_file_loads_through_pretrained_path(name, tmp_path):
         golden.assert_close(model(golden.input))
 
 
-def test_registry_download_goes_through_the_filter(tmp_path, monkeypatch):
-    """The cfg's Google Drive source (custom_load) ends in the same filter; a web page is a clear error."""
+DRIVE_ID_SOFT_TINY = "1S04DCotIOkP0DaBb8WStQ513z82qT9de"  # README of fudan-zvg/SOFT (specs/soft.md §4)
+
+
+def test_drive_download_lands_in_the_weights_dir_and_a_web_page_is_refused(tmp_path, monkeypatch):
+    """The Drive link is fetched into $ZOO_WEIGHTS_DIR under the official name and loaded through the
+    filter (EMA weights); the web page Drive sends when it will not serve the file is deleted, and the
+    error says where to get the file by hand."""
     golden = load_golden("soft__tiny_cfg")
-    path = tmp_path / "soft_SOFT_Tiny.pth"
-    torch.save(official_training_checkpoint(golden.state_dict), path)
+    served = tmp_path / "served"
+    torch.save(official_training_checkpoint(golden.state_dict), served)
+    weights = tmp_path / "weights"
+    monkeypatch.setenv(pretrained.WEIGHTS_DIR_ENV, str(weights))
     requested = []
-    monkeypatch.setattr(timm.models._builder, "download_cached_file",
-                        lambda url, **_: requested.append(url) or str(path))
-    overlay = dict(num_classes=10)
-    model = timm.create_model("soft_tiny", pretrained=True, pretrained_cfg_overlay=overlay, **zoo_kwargs(golden)).eval()
-    assert requested and requested[0][1] == "soft_SOFT_Tiny.pth" and "1S04DCotIOkP0DaBb8WStQ513z82qT9de" in requested[0][0]
+
+    def serve(url, destination, progress=True):
+        requested.append(url)
+        shutil.copyfile(served, destination)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", serve)
+
+    def create():
+        return timm.create_model("soft_tiny", pretrained=True, pretrained_cfg_overlay=dict(num_classes=10),
+                                 **zoo_kwargs(golden)).eval()
+
+    model = create()
+    assert len(requested) == 1 and f"id={DRIVE_ID_SOFT_TINY}" in requested[0]
+    assert model.pretrained_cfg["file"] == str(weights / "SOFT_Tiny.pth")
     with torch.no_grad():
         golden.assert_close(model(golden.input))
-    path.write_text("<!DOCTYPE html><html>Google Drive - Virus scan warning</html>")
-    with pytest.raises(RuntimeError, match="web page"):
-        timm.create_model("soft_tiny", pretrained=True, pretrained_cfg_overlay=overlay, **zoo_kwargs(golden))
+    create()  # the second time it is found in the weights directory
+    assert len(requested) == 1
+
+    page = "<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head></html>"
+    (weights / "SOFT_Tiny.pth").unlink()
+    served.write_text(page)
+    with pytest.raises(pretrained.WeightsNotFoundError) as err:
+        create()
+    message = str(err.value)
+    assert "sent a web page instead of the file" in message
+    assert f"Download SOFT_Tiny.pth from https://drive.google.com/file/d/{DRIVE_ID_SOFT_TINY}/view" in message
+    assert f"put it at {weights / 'SOFT_Tiny.pth'}" in message
+    assert list(weights.iterdir()) == []  # the page is not kept under the file's name
+
+    (weights / "SOFT_Tiny.pth").write_text(page)  # a page saved by hand
+    with pytest.raises(pretrained.NotACheckpointError, match="is a web page, not a checkpoint"):
+        create()
 
 
 def test_checkpoint_of_another_depth_names_the_model_it_fits():
@@ -148,7 +180,7 @@ def test_no_weights_variants_have_full_cfgs_and_say_so():
         for field in ("input_size", "mean", "std", "crop_pct", "interpolation", "license", "origin_url", "paper_ids"):
             assert cfg.get(field) is not None, (name, field)
         assert not (cfg.get("url") or cfg.get("hf_hub_id") or cfg.get("file"))
-    with pytest.raises(RuntimeError, match="No pretrained weights"):
+    with pytest.raises(pretrained.WeightsNotFoundError, match="soft_huge has no official weights: no official"):
         zoo.create_model("soft_huge", pretrained=True, depths=(1, 1, 1, 1))
 
 

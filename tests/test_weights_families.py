@@ -15,13 +15,9 @@ And for one (full-size) variant of each family, a missing file gives the
 instructions: the file name, where to get it, and where to put it.
 
 Families covered: ravlt, mavit, inline (PVT, the cheapest of the four backbones),
-vig, inception_transformer, maxformer, maxim.
-
-Pending migration to `zoo.pretrained.build_zoo_model` (they still call timm's
-`build_model_with_cfg`, so `pretrained=True` does not go through the zoo's
-loader, local weights directory or download instructions), not covered here:
-poolformerv1, soft, ggem_models (the last has no official checkpoints; its tags
-load timm's ViT weights through timm).
+vig, inception_transformer, maxformer, maxim, poolformerv1, soft; and the GGeM ViTs
+(ggem_models), which have no official checkpoint and no fixture: their tags load
+timm's ViT weights, checked against timm's own ViT.
 """
 from __future__ import annotations
 
@@ -154,6 +150,25 @@ def _maxim_file(golden: Golden, path: Path) -> None:
     assert written == path
 
 
+def _poolformer_kwargs(golden: Golden) -> dict:
+    from test_poolformerv1 import zoo_kwargs
+    return {**zoo_kwargs(golden), "num_classes": golden.constructor["num_classes"]}
+
+
+def _poolformer_file(golden: Golden, path: Path) -> None:
+    torch.save(dict(golden.state_dict), path)  # the release .pth.tar files are bare state dicts (spec §7)
+
+
+def _soft_kwargs(golden: Golden) -> dict:
+    from test_soft import zoo_kwargs
+    return zoo_kwargs(golden)
+
+
+def _soft_file(golden: Golden, path: Path) -> None:
+    from test_soft import official_training_checkpoint  # EMA weights, zeros under state_dict
+    torch.save(official_training_checkpoint(golden.state_dict), path)
+
+
 def _nchw(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
@@ -183,6 +198,8 @@ FAMILIES = [
            _iformer_file),
     Family("maxformer", "maxformer__tiny_cfg", "maxformer_10_384", _maxformer_kwargs, _maxformer_file),
     Family("maxim", "maxim__tiny_cfg", "maxim_3s_denoising_sidd", _maxim_kwargs, _maxim_file, _nchw, _nhwc),
+    Family("poolformerv1", "poolformer__tiny_cfg", "poolformerv1_s12", _poolformer_kwargs, _poolformer_file),
+    Family("soft", "soft__tiny_cfg", "soft_tiny", _soft_kwargs, _soft_file),
 ]
 
 
@@ -231,9 +248,9 @@ def test_official_file_in_weights_dir_and_through_zoo_convert(case, weights, tmp
 @dataclass
 class Missing:
     model: str
-    filename: str | None  # as the message names it (None: whatever the family registers, see MAXIM below)
+    remote: str  # the file's name at its source, as the message names it
     source: str
-    target: str | None  # relative to the weights directory (None: the registered file name)
+    target: str  # where it goes, relative to the weights directory
     marks: list = field(default_factory=list)
 
 
@@ -248,23 +265,34 @@ MISSING = [
     Missing("maxformer_10_768.t1_in1k", "10-768-T1.pth.tar",
             "https://github.com/bic-L/MaxFormer/releases/download/checkpoints/10-768-T1.pth.tar",
             "10-768-T1.pth.tar"),
-    # maxim.py's registered file name is being reworked (folders of the bucket vs `<name>.npz`): the name is
-    # taken from the registration, the source and the rules (where it goes, what is said) are checked.
-    Missing("maxim_2s_deraining_rain13k", None,
-            "https://storage.googleapis.com/gresearch/maxim/ckpt/Deraining/Rain13k/checkpoint.npz", None),
+    # Every MAXIM file is called checkpoint.npz: each is kept under its model's name.
+    Missing("maxim_2s_deraining_rain13k", "checkpoint.npz",
+            "https://storage.googleapis.com/gresearch/maxim/ckpt/Deraining/Rain13k/checkpoint.npz",
+            "maxim_2s_deraining_rain13k.npz"),
+    Missing("poolformerv1_m36", "poolformer_m36.pth.tar",
+            "https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_m36.pth.tar",
+            "poolformer_m36.pth.tar"),
+    # timm's mirror: every timm hub repo holds a model.safetensors, kept under the repo's name.
+    Missing("poolformerv1_s24.sail_in1k_timm", "model.safetensors", "https://huggingface.co/timm/poolformer_s24.sail_in1k",
+            "poolformer_s24.sail_in1k.safetensors"),
+    # Google Drive: the message names the file's page (a person's download), the program tries the direct link.
+    Missing("soft_norm_medium", "SOFT_Medium_norm.pth",
+            "https://drive.google.com/file/d/1K2C6daaJn3jwurWh38uvV7rexirWjuzh/view?usp=sharing",
+            "SOFT_Medium_norm.pth"),
+    Missing("vit_large_patch16_224_ggem", "model.safetensors",
+            "https://huggingface.co/timm/vit_large_patch16_224.augreg_in21k_ft_in1k",
+            "vit_large_patch16_224.augreg_in21k_ft_in1k.safetensors"),
 ]
 
 
 @pytest.mark.parametrize("case", [pytest.param(m, id=m.model, marks=m.marks) for m in MISSING])
 def test_missing_file_says_what_to_download_from_where_and_where_to_put_it(case, weights):
-    filename = case.filename or official_filename(case.model)
-    target = weights.path / (case.target or filename)
-    assert official_filename(case.model) == filename
+    target = weights.path / case.target
     assert official_path(case.model, weights.path) == target
     with pytest.raises(pretrained.WeightsNotFoundError) as err:
         timm.create_model(case.model, pretrained=True)
     message = str(err.value)
-    assert f"Download {filename} from {case.source}" in message
+    assert f"Download {case.remote} from {case.source}" in message
     assert f"put it at {target}" in message
     assert pretrained.WEIGHTS_DIR_ENV in message
     official = registered(case.model)[1]
@@ -277,15 +305,44 @@ def test_missing_file_says_what_to_download_from_where_and_where_to_put_it(case,
     assert list(weights.path.iterdir()) == []  # nothing half-written
 
 
+def test_ggem_vit_takes_timm_vit_weights_from_the_weights_dir_and_through_zoo_convert(weights, tmp_path):
+    """No GGeM-trained checkpoint exists: the tags load timm's ViT weights (hub safetensors), which must
+    give exactly timm's ViT trunk; GGeM's p starts at its init value."""
+    from zoo.convert import main as zoo_convert
+    tiny = dict(img_size=32, embed_dim=32, depth=1, num_heads=4, num_classes=10)
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_base_patch16_224", **tiny).eval()
+    path = official_path("vit_base_patch16_224_ggem", weights.path)
+    assert path.name == "vit_base_patch16_224.augreg2_in21k_ft_in1k.safetensors"
+    from safetensors.torch import save_file
+    save_file(vit.state_dict(), str(path))
+    model = timm.create_model("vit_base_patch16_224_ggem", pretrained=True, ggem_p_init=2.5,
+                              pretrained_cfg_overlay=dict(num_classes=10), **tiny).eval()
+    assert model.pretrained_cfg["file"] == str(path) and weights.download_calls == []
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.forward_features(x), vit.forward_features(x))
+        assert torch.equal(model.head.weight, vit.head.weight)
+    assert model.attn_pool.p.tolist() == [2.5] * 4
+    out = tmp_path / "converted"
+    zoo_convert(["vit_base_patch16_224_ggem", str(path), str(out), "--model-args", json.dumps(tiny)])
+    converted = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    model = timm.create_model("vit_base_patch16_224_ggem", pretrained=True,
+                              pretrained_cfg_overlay=dict(num_classes=10), **tiny).eval()
+    with torch.no_grad():
+        assert torch.equal(converted(x), model(x))
+
+
 def test_every_landed_family_is_covered():
     """A family that moves to build_zoo_model (or lands) shows up here until it gets a fixture above."""
-    covered = {"ravlt", "inline", "vig", "inception_transformer", "maxformer", "maxim"}  # ravlt.py holds mavit
-    pending = {"poolformerv1", "soft", "ggem_models"}
+    covered = {"ravlt", "inline", "vig", "inception_transformer", "maxformer", "maxim", "poolformerv1", "soft",
+               "ggem_models"}  # ravlt.py holds mavit
     models = Path(importlib.import_module("zoo.models").__file__).parent
-    on_zoo_loader = {p.stem for p in models.glob("*.py")
-                     if not p.stem.startswith("_") and "build_zoo_model(" in p.read_text()}
-    assert on_zoo_loader == covered, "update FAMILIES / MISSING and the module docstring"
-    assert {p.stem for p in models.glob("*.py") if not p.stem.startswith("_")} == covered | pending
+    families = {p.stem for p in models.glob("*.py") if not p.stem.startswith("_")}
+    on_zoo_loader = {stem for stem in families if "build_zoo_model(" in (models / f"{stem}.py").read_text()}
+    assert on_zoo_loader == families, f"not on zoo.pretrained.build_zoo_model: {sorted(families - on_zoo_loader)}"
+    assert families == covered, "update FAMILIES / MISSING and the module docstring"
+    assert "build_model_with_cfg" not in "".join((models / f"{stem}.py").read_text() for stem in families)
 
 
 # --------------------------------------------------------------------------- models built for one input size

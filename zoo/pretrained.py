@@ -55,22 +55,40 @@ class WeightsNotFoundError(FileNotFoundError):
     """Official weights that are neither present locally nor fetchable."""
 
 
+class NotACheckpointError(ValueError):
+    """A file that is a web page (a share site's sign-in, quota or virus-scan page), not weights."""
+
+
 @dataclass(frozen=True)
 class OfficialFile:
     """Where a variant's official checkpoint comes from, beyond what `pretrained_cfg` says.
 
-    filename: the file's original name (looked up in the weights directory).
-    download: the page or link a person downloads it from.
-    fetchable: whether a program can download `download` directly (Google
-        Drive and cloud-share pages cannot be fetched by timm).
+    filename: the name the file is kept under in the weights directory (its
+        original name, unless that is shared by many files, e.g. timm's
+        `model.safetensors` or MAXIM's `checkpoint.npz`).
+    download: the link a program downloads it from (or, when not
+        `fetchable`, the page a person downloads it from).
+    fetchable: whether a program can download `download` directly.
     weights_key: the checkpoint entry the official evaluation loads.
     sha256: the file's checksum, where known.
+    page: the page a person downloads it from, when that is not `download`
+        (e.g. a Google Drive file's view page next to its direct link).
     """
     filename: str
     download: str
     fetchable: bool = True
     weights_key: str = "model"
     sha256: str | None = None
+    page: str | None = None
+
+
+TIMM_HUB_FILENAME = "model.safetensors"
+
+
+def timm_hub_file(hf_hub_id: str) -> OfficialFile:
+    """Weights in a timm-format Hugging Face repo (`<repo>/model.safetensors`), kept locally as
+    `<repo name>.safetensors` so that files of different repos do not collide."""
+    return OfficialFile(f"{hf_hub_id.split('/')[-1]}.safetensors", f"https://huggingface.co/{hf_hub_id}")
 
 
 _OFFICIAL_FILES: dict[str, OfficialFile] = {}
@@ -92,9 +110,21 @@ def weights_dir() -> Path:
     return Path(os.environ.get(WEIGHTS_DIR_ENV, DEFAULT_WEIGHTS_DIR)).expanduser()
 
 
+def check_not_a_web_page(path: Path, source: str | None = None) -> None:
+    """Share sites (Google Drive above all) answer a program with an HTML page instead of the file."""
+    with open(path, "rb") as f:
+        head = f.read(64).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--")):
+        where = f" from {source}" if source else ""
+        raise NotACheckpointError(
+            f"{path} is a web page, not a checkpoint: the site sent a page (sign-in, quota or virus-scan "
+            f"warning) instead of the file. Delete it and download the file by hand{where}.")
+
+
 def load_checkpoint(path: str | os.PathLike) -> Any:
     """Open a checkpoint safely: safetensors, .npz (no pickles), or torch.load(weights_only=True) with the allow-list."""
     path = Path(path)
+    check_not_a_web_page(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         return load_file(path)
@@ -133,11 +163,12 @@ def default_filename(cfg: Mapping[str, Any]) -> str | None:
 
 
 def _download(url: str | None, hf_hub_id: str | None, filename: str, destination: Path) -> Path:
-    """Fetch the official file: from its Hugging Face repo, or from a direct link into `destination`.
+    """Fetch the official file: `filename` of its Hugging Face repo, or a direct link into `destination`.
 
     Direct links are saved under the file's official name, so share links whose
     path carries no file name (`.../f/<id>/?dl=1`) work, and a second call finds
-    the file in the weights directory.
+    the file in the weights directory. A web page served instead of the file is
+    deleted, never kept under the file's name.
     """
     if hf_hub_id:
         from huggingface_hub import hf_hub_download
@@ -145,8 +176,21 @@ def _download(url: str | None, hf_hub_id: str | None, filename: str, destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
     torch.hub.download_url_to_file(url, str(partial), progress=True)
+    try:
+        check_not_a_web_page(partial)
+    except NotACheckpointError:
+        partial.unlink()
+        raise NotACheckpointError(f"{url} sent a web page instead of the file") from None
     partial.replace(destination)  # atomic: an interrupted download never looks complete
     return destination
+
+
+def _remote_name(cfg: Mapping[str, Any], url: str | None, filename: str) -> str:
+    """The file's name at its source, where it says one (a hub file, a URL ending in a file name)."""
+    if cfg.get("hf_hub_id"):
+        return cfg.get("hf_hub_filename") or filename
+    name = Path(urlparse(url or "").path).name
+    return name if "." in name else filename
 
 
 def locate_official_file(name: str, cfg: Mapping[str, Any]) -> tuple[Path, str]:
@@ -155,23 +199,25 @@ def locate_official_file(name: str, cfg: Mapping[str, Any]) -> tuple[Path, str]:
     filename = official.filename if official else default_filename(cfg)
     weights_key = official.weights_key if official else "model"
     if not filename:
-        raise WeightsNotFoundError(f"{name} has no official weights")
+        notes = "; ".join(cfg.get("notes") or ()) or "its pretrained_cfg names no source"
+        raise WeightsNotFoundError(f"{name} has no official weights: {notes}. Create it with pretrained=False.")
     local = weights_dir() / Path(filename).name  # a hub path such as "iformer/iformer_small.pth" -> its name
     if local.is_file():
         return local, weights_key
-    source = official.download if official else (
+    url = official.download if official else cfg.get("url")
+    source = (official.page or official.download) if official else (
         f"https://huggingface.co/{cfg['hf_hub_id']}" if cfg.get("hf_hub_id") else cfg.get("url"))
+    remote = _remote_name(cfg, url, filename)
     fetchable = (official.fetchable if official else True) and bool(cfg.get("hf_hub_id") or cfg.get("url"))
     reason = "it cannot be downloaded automatically"
     if fetchable:
         try:
-            url = official.download if official else cfg.get("url")
-            return _download(url, cfg.get("hf_hub_id"), filename, local), weights_key
-        except Exception as err:  # network, auth, missing file: all end in the same instructions
+            return _download(url, cfg.get("hf_hub_id"), remote, local), weights_key
+        except Exception as err:  # network, auth, missing file, a web page: all end in the same instructions
             reason = f"the download failed ({type(err).__name__}: {err})"
     raise WeightsNotFoundError(
         f"official weights for {name} not found: {reason}.\n"
-        f"  Download {filename} from {source}\n"
+        f"  Download {remote} from {source}\n"
         f"  and put it at {local}\n"
         f"  (or set {WEIGHTS_DIR_ENV} to the folder that holds it, or pass "
         f"pretrained_cfg_overlay=dict(file='/path/to/{filename}')).")

@@ -301,6 +301,20 @@ def _pool_format(pool: nn.Module) -> tuple[str, bool]:
     return input_fmt, flatten
 
 
+def _check_groups_divide(model: nn.Module, num_groups: int, default: bool) -> None:
+    """Fail at build time, not at the first forward, when G does not divide the pooled channels."""
+    channels = getattr(model, "num_features", None)
+    if not isinstance(channels, int) or num_groups < 1 or channels % num_groups == 0:
+        return
+    divisors = [d for d in range(1, channels + 1) if channels % d == 0]
+    nearest = sorted(divisors, key=lambda d: (abs(d - num_groups), d))[:3]
+    why = (f"the default, the last attention layer's head count, is {num_groups}" if default
+           else f"ggem_groups={num_groups}")
+    raise ValueError(
+        f"GGeM cannot split the {channels} pooled channels of {type(model).__name__} into equal groups: {why}. "
+        f"Pass ggem_groups= (num_groups=) with a divisor of {channels}, e.g. {', '.join(map(str, sorted(nearest)))}")
+
+
 def apply_ggem(
         model: nn.Module,
         num_groups: Optional[int] = None,
@@ -333,12 +347,14 @@ def apply_ggem(
     """
     if getattr(model, "_ggem_slot", None) is not None:
         remove_ggem(model)
-    if num_groups is None:
+    default = num_groups is None
+    if default:
         num_groups = default_ggem_groups(model)
         if num_groups is None:
             raise ValueError(
                 f"{type(model).__name__} has no attention heads to take the GGeM group count from: "
                 "pass num_groups (ggem_groups=...); 1 is GeM")
+    _check_groups_divide(model, num_groups, default)
     kwargs = dict(p_init=p_init, eps=eps, group_layout=group_layout, p_min=p_min, p_learnable=p_learnable)
     device = next((p.device for p in model.parameters()), None)
     kind = _vit_like_kind(model)

@@ -13,7 +13,9 @@ normalises after, as timm's 'avg' models). Every other `global_pool` gives timm'
 
 The pretrained tags load timm's ViT weights (the paper's starting point for fine-tuning is
 unknown): the trunk and the class-token-trained classifier, with GGeM's p at its initial
-value. They are an initialisation to fine-tune, not a GGeM classifier.
+value. They are an initialisation to fine-tune, not a GGeM classifier. Like every zoo model
+they go through `zoo.pretrained` (downloaded from the timm hub repo, or found in the weights
+directory as `vit_base_patch16_224.augreg2_in21k_ft_in1k.safetensors`).
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ from typing import Any, Optional
 
 import torch
 from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter_fn
 
 from ..layers.checks import check_image_input
 from ..layers.ggem import GGeM
+from ..pretrained import TIMM_HUB_FILENAME, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict
 
 __all__ = ["GGeMVisionTransformer"]
@@ -123,7 +126,7 @@ def _create_ggem_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> G
         for key in ("global_pool", "ggem_groups", "ggem_p_init", "ggem_eps", "ggem_layout", "ggem_p_min"):
             kwargs.pop(key, None)
         kwargs["global_pool"] = "token"
-    return build_model_with_cfg(
+    return build_zoo_model(
         GGeMVisionTransformer, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
@@ -133,7 +136,7 @@ def _create_ggem_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> G
 
 def _cfg(hf_hub_id: str, **kwargs: Any) -> dict[str, Any]:
     return {
-        "hf_hub_id": hf_hub_id,
+        "hf_hub_id": hf_hub_id, "hf_hub_filename": TIMM_HUB_FILENAME,
         "num_classes": 1000, "input_size": (3, 224, 224), "fixed_input_size": True,
         "crop_pct": 0.9, "interpolation": "bicubic",
         "mean": IMAGENET_INCEPTION_MEAN, "std": IMAGENET_INCEPTION_STD,
@@ -150,6 +153,11 @@ def _cfg(hf_hub_id: str, **kwargs: Any) -> dict[str, Any]:
 default_cfgs = generate_default_cfgs({
     "vit_base_patch16_224_ggem.augreg2_in21k_ft_in1k": _cfg("timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"),
     "vit_large_patch16_224_ggem.augreg_in21k_ft_in1k": _cfg("timm/vit_large_patch16_224.augreg_in21k_ft_in1k"),
+})
+
+# timm's ViT weights, kept in the weights directory as `<timm model>.<tag>.safetensors`.
+register_official_files({
+    f"{name}.{tag}": timm_hub_file(cfg.cfgs[tag].hf_hub_id) for name, cfg in default_cfgs.items() for tag in cfg.tags
 })
 
 

@@ -31,13 +31,14 @@ from typing import Any, Optional, Union
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import GroupNorm1
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models.metaformer import Downsampling, MetaFormer, Pooling
 from torch import nn
 
 from ..layers.checks import check_image_input
 from ..layers.ggem import GGeM, create_global_pool, fill_missing_ggem_p
+from ..pretrained import TIMM_HUB_FILENAME, OfficialFile, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
 __all__ = ["PoolFormerV1"]
@@ -282,7 +283,7 @@ def _create_poolformerv1(variant: str, pretrained: bool = False, **kwargs: Any) 
         # (feature_norms=False for the raw ones), no head.
         kwargs.setdefault("feature_norms", True)
         kwargs.update(num_classes=0, head_norm=False, global_pool="avg")
-    return build_model_with_cfg(
+    return build_zoo_model(
         PoolFormerV1, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter", norm=kwargs.get("feature_norms", False)),
@@ -311,7 +312,7 @@ def _official(size: str, **kwargs: Any) -> dict[str, Any]:
 
 def _timm_mirror(size: str, **kwargs: Any) -> dict[str, Any]:
     # The same weights converted to timm's names (timm's `poolformer_*.sail_in1k`).
-    return _cfg(hf_hub_id=f"timm/poolformer_{size}.sail_in1k", **kwargs)
+    return _cfg(hf_hub_id=f"timm/poolformer_{size}.sail_in1k", hf_hub_filename=TIMM_HUB_FILENAME, **kwargs)
 
 
 default_cfgs = generate_default_cfgs({
@@ -325,6 +326,13 @@ default_cfgs = generate_default_cfgs({
     "poolformerv1_s36.sail_in1k_timm": _timm_mirror("s36"),
     "poolformerv1_m36.sail_in1k_timm": _timm_mirror("m36", crop_pct=0.95),
     "poolformerv1_m48.sail_in1k_timm": _timm_mirror("m48", crop_pct=0.95),
+})
+
+# The release files are bare state dicts (poolformer.md §7); the mirror is timm's safetensors.
+register_official_files({
+    f"{name}.{tag}": (timm_hub_file(cfg.cfgs[tag].hf_hub_id) if cfg.cfgs[tag].hf_hub_id
+                      else OfficialFile(cfg.cfgs[tag].url.rsplit("/", 1)[-1], cfg.cfgs[tag].url))
+    for name, cfg in default_cfgs.items() for tag in cfg.tags
 })
 
 # poolformer.md §4 (drop path: the official training default of each size).

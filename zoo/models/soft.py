@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_, use_fused_attn
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -44,6 +44,7 @@ from torch.utils.checkpoint import checkpoint
 from ..layers.checks import check_image_input
 from ..layers.ggem import supports_ggem
 from ..layers.soft_attention import SoftAttention
+from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 
 __all__ = ["SOFT"]
@@ -456,21 +457,6 @@ class SOFT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def load_pretrained(self, checkpoint_path: str) -> None:
-        """Load an official checkpoint file (timm calls this for the Google Drive weights)."""
-        from timm.models import load_pretrained
-        cfg = dict(getattr(self, "pretrained_cfg", None) or {})
-        with open(checkpoint_path, "rb") as f:
-            head = f.read(16).lstrip()
-        if head[:1] == b"<":  # Drive answered with a web page (quota, sign-in or scan warning)
-            raise RuntimeError(
-                f"{checkpoint_path} is a web page, not a PyTorch checkpoint: Google Drive did not serve the file. "
-                f"Delete it, download the checkpoint by hand from {(cfg.get('notes') or ('the model card',))[0]} "
-                f"and pass pretrained_cfg_overlay=dict(file=<path>)")
-        cfg.update(file=checkpoint_path, url=None, custom_load=False)
-        load_pretrained(self, cfg, num_classes=self.num_classes, in_chans=self.in_chans,
-                        filter_fn=checkpoint_filter_fn)
-
 
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
@@ -564,7 +550,7 @@ def _create_soft(variant: str, pretrained: bool = False, **kwargs: Any) -> SOFT:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     if kwargs.get("features_only"):
         kwargs["num_classes"] = 0
-    return build_model_with_cfg(
+    return build_zoo_model(
         SOFT, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
@@ -583,16 +569,20 @@ _DRIVE = dict(
 )
 
 
+def _drive_link(checkpoint: str) -> str:
+    return f"https://drive.usercontent.google.com/download?id={_DRIVE[checkpoint]}&export=download&confirm=t"
+
+
+def _drive_page(checkpoint: str) -> str:
+    return f"https://drive.google.com/file/d/{_DRIVE[checkpoint]}/view?usp=sharing"
+
+
 def _cfg(checkpoint: Optional[str] = None, normalized: bool = False, **kwargs: Any) -> dict[str, Any]:
     source: dict[str, Any] = {}
     notes: tuple[str, ...] = ("no official weights were released for this variant",)
     if checkpoint:
-        drive_id = _DRIVE[checkpoint]
-        # Drive serves the file under one name for every id: give timm the cache file name.
-        source = dict(url=(f"https://drive.usercontent.google.com/download?id={drive_id}&export=download&confirm=t",
-                           f"soft_{checkpoint}.pth"), custom_load=True)
-        notes = (f"https://drive.google.com/file/d/{drive_id}/view?usp=sharing",
-                 f"official {checkpoint}.pth (EMA weights, state_dict_ema)")
+        source = dict(url=_drive_link(checkpoint))
+        notes = (_drive_page(checkpoint), f"official {checkpoint}.pth (EMA weights, state_dict_ema)")
     return {
         **source,
         "num_classes": 1000, "input_size": (3, 224, 224), "min_input_size": (3, 29, 29), "pool_size": None,
@@ -624,6 +614,18 @@ default_cfgs = generate_default_cfgs({
     "soft_norm_medium.in1k": _cfg("SOFT_Medium_norm", True),
     "soft_norm_large.in1k": _cfg("SOFT_Large_norm", True),
     "soft_norm_huge": _cfg(None, True),
+})
+
+_DRIVE_OF_URL = {_drive_link(checkpoint): checkpoint for checkpoint in _DRIVE}
+
+# Google Drive serves public files to a program through the direct link, but it answers with a
+# web page when a file's quota is spent (zoo.pretrained then says to download it by hand from the
+# view page). The official evaluation loads the EMA weights (soft.md §7).
+register_official_files({
+    f"{name}.{tag}": OfficialFile(f"{checkpoint}.pth", _drive_link(checkpoint), weights_key="state_dict_ema",
+                                  page=_drive_page(checkpoint))
+    for name, cfg in default_cfgs.items() for tag in cfg.tags
+    for checkpoint in [_DRIVE_OF_URL.get(cfg.cfgs[tag].url)] if checkpoint
 })
 
 
