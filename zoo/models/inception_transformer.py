@@ -39,13 +39,13 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, LayerScale, Mlp, to_2tuple, trunc_normal_, use_fused_attn
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checks import check_image_input
 from ..layers.ggem import supports_ggem
 from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
+from ._features import prune_stages, staged_intermediates
 
 __all__ = ["InceptionTransformer"]
 
@@ -411,24 +411,12 @@ class InceptionTransformer(nn.Module):
             stop_early: stop after the last stage taken.
             output_fmt: 'NCHW' or 'NHWC' (the blocks' own layout).
             intermediates_only: return only the intermediates.
-        Returns the final normed (B, H, W, C) map (as `forward_features`) and the list.
+        Returns the final (B, H, W, C) map, normed as `forward_features` when the last stage ran
+        (stop_early before it returns the unnormed map of the last stage run), and the list.
         """
-        if output_fmt not in ("NCHW", "NHWC"):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
         self._check_input(x)
-        last = len(self.stages) - 1
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
-        intermediates = []
-        x = self.stem(x)
-        for i, stage in enumerate(stages):
-            x = stage(x)
-            if i in take_indices:
-                y = self.norm(x) if norm and i == last else x
-                intermediates.append(y.permute(0, 3, 1, 2) if output_fmt == "NCHW" else y)
-        if intermediates_only:
-            return intermediates
-        return self.norm(x), intermediates
+        return staged_intermediates(self, x, indices, norm, stop_early, output_fmt, intermediates_only,
+                                    final_norm=self.norm, stage_fmt="NHWC", output_fmts=("NCHW", "NHWC"))
 
     def prune_intermediate_layers(
             self,
@@ -437,12 +425,11 @@ class InceptionTransformer(nn.Module):
             prune_head: bool = True,
     ) -> list[int]:
         """Drop the stages (and norm / head) that the requested intermediates do not need."""
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm or max_index < len(self.feature_info) - 1:
+        take_indices, pruned_end = prune_stages(self, indices)
+        if prune_norm or pruned_end:
             self.norm = nn.Identity()
-        if max_index < len(self.feature_info) - 1:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        # The head is resized in place, keeping its classes unless prune_head (InLine builds a new one).
+        if pruned_end:
             self.head.reset(self.num_classes, in_features=self.num_features)
         if prune_head:
             self.reset_classifier(0, "")

@@ -36,7 +36,6 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp, PatchEmbed, resample_abs_pos_embed, to_2tuple, trunc_normal_
 from timm.layers import resize_rel_pos_bias_table
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
 from timm.models.swin_transformer import (
     PatchMerging, SwinTransformerBlock, WindowAttention, window_partition, window_reverse)
 from timm.models.vision_transformer import VisionTransformer
@@ -47,6 +46,7 @@ from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.inline_attention import DynamicLocalConv, InLineAttention, linear_attention
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
+from ._features import prune_stages, staged_intermediates
 
 __all__ = ["InLineDeiT", "InLineSwin", "InLinePVT", "InLineCSwin"]
 
@@ -249,25 +249,9 @@ class _Pyramid(nn.Module):
             output_fmt: only 'NCHW'.
             intermediates_only: return only the intermediates.
         """
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         self._check_input(x)
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
-        last = len(self.stages) - 1
-        intermediates = []
-        x = self.stem(x)
-        i = 0
-        for i, stage in enumerate(stages):
-            x = stage(x)
-            if i in take_indices:
-                y = self.norm(x) if norm and i == last else x
-                intermediates.append(y.permute(0, 3, 1, 2).contiguous())
-        if intermediates_only:
-            return intermediates
-        if i == last:
-            x = self.norm(x)
-        return x, intermediates
+        return staged_intermediates(self, x, indices, norm, stop_early, output_fmt, intermediates_only,
+                                    final_norm=self.norm, stage_fmt="NHWC")
 
     def prune_intermediate_layers(
             self,
@@ -276,13 +260,11 @@ class _Pyramid(nn.Module):
             prune_head: bool = True,
     ) -> list[int]:
         """Drop the stages (and norm / head) that the requested intermediates do not need."""
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        prune_end = max_index < len(self.stages) - 1
-        if prune_norm or prune_end:
+        take_indices, pruned_end = prune_stages(self, indices)
+        if prune_norm or pruned_end:
             self.norm = nn.Identity()
-        self.stages = self.stages[:max_index + 1]
-        if prune_end:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        # A cut end gets a fresh classifier-less head (iFormer instead resizes its head in place).
+        if pruned_end:
             self.head = ClassifierHead(self.num_features, 0, pool_type="", input_fmt="NHWC")
         elif prune_head:
             self.reset_classifier(0, "")

@@ -42,6 +42,7 @@ from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.spiking import MultiStepLIF
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
+from ._features import prune_stages
 
 __all__ = ["MaxFormer"]
 
@@ -438,6 +439,7 @@ class MaxFormer(nn.Module):
             time_mean: average each stage output over T (B, C, H, W); False keeps the
                 time steps, (B, T, C, H, W).
         """
+        # Own loop, not staged_intermediates: the stages run time-major (T, B, ...) and each output is reduced over T.
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         if norm:
@@ -461,12 +463,11 @@ class MaxFormer(nn.Module):
             prune_head: bool = True,
     ) -> list[int]:
         """Drop the stages (and the head) that the requested intermediates do not need."""
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if max_index < len(self.feature_info) - 1:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        # prune_staged's head step without feature norms or reset_other (the head's LIF is its pre-logits).
+        take_indices, pruned_end = prune_stages(self, indices)
+        if pruned_end:
             self.head.in_dim = self.num_features
-        if prune_head or max_index < len(self.feature_info) - 1:
+        if prune_head or pruned_end:
             self.reset_classifier(0, "")
         return take_indices
 
