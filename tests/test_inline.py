@@ -222,7 +222,12 @@ def test_swin_bias_tables_are_resized_for_a_larger_window():
     golden = load_golden("inline__swin_tiny_cfg")
     model = build(golden, img_size=192, window_size=96)  # maps 96..12, softmax window 12 (as at 384 with patch 4)
     state = checkpoint_filter_fn(golden.state_dict, model)
-    assert state["stages.3.blocks.0.attn.relative_position_bias_table"].shape == (23 * 23, 8)
+    key = "stages.3.blocks.0.attn.relative_position_bias_table"
+    old = golden.state_dict["layers.3.blocks.0.attn.relative_position_bias_table"]  # (13 * 13, heads)
+    # The official Swin load_pretrained: bicubic interpolation of each head's (2w-1) x (2w-1) grid.
+    expected = F.interpolate(old.T.reshape(1, -1, 13, 13), size=(23, 23), mode="bicubic").reshape(-1, 23 * 23).T
+    assert state[key].shape == (23 * 23, 8)
+    torch.testing.assert_close(state[key], expected, atol=1e-6, rtol=1e-6)
     model.load_state_dict(state)
 
 

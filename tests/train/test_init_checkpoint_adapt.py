@@ -6,13 +6,13 @@ strictly; without it, the load is strict and exact, as before. Tiny widths and d
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_model
-from timm.layers import resize_rel_pos_bias_table
 
 from zoo.train import checkpoint as ckpt
 from zoo.train.engine import create_model
@@ -75,8 +75,13 @@ def test_inline_swin_224_weights_load_into_the_384_model_with_resized_tables(tmp
     target = _model("inline_swin_base_384", **SWIN_KW)
     ckpt.load_weights(target, _saved(source, tmp_path), adapt=True)
     src, want = source.state_dict(), target.state_dict()
-    resized = {k: resize_rel_pos_bias_table(src[k], new_window_size=(12, 12), new_bias_shape=tuple(want[k].shape))
-               for k in want if k.endswith("relative_position_bias_table") and src[k].shape != want[k].shape}
+    def bicubic(table: torch.Tensor) -> torch.Tensor:  # the official Swin load_pretrained (inline.md §4)
+        side = math.isqrt(table.shape[0])
+        grid = table.T.reshape(1, -1, side, side)
+        return F.interpolate(grid, size=(23, 23), mode="bicubic").reshape(-1, 23 * 23).T
+
+    resized = {k: bicubic(src[k]) for k in want
+               if k.endswith("relative_position_bias_table") and src[k].shape != want[k].shape}
     assert sorted(resized) == ["stages.2.blocks.2.attn.relative_position_bias_table",
                                "stages.3.blocks.0.attn.relative_position_bias_table"]
     assert all(want[k].shape == (23 * 23, 1) for k in resized)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp, PatchEmbed, resample_abs_pos_embed, to_2tuple, trunc_normal_
-from timm.layers import resize_rel_pos_bias_table
+from timm.layers import resize_rel_pos_bias_table_simple
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.swin_transformer import (
     PatchMerging, SwinTransformerBlock, WindowAttention, window_partition, window_reverse)
@@ -892,8 +892,10 @@ def _filter_swin(state_dict: dict[str, torch.Tensor], model: InLineSwin) -> dict
     expected = model.state_dict()
     for key, value in state_dict.items():
         if key.endswith("relative_position_bias_table") and key in expected and value.shape != expected[key].shape:
+            # The official load_pretrained: plain bicubic F.interpolate of the (2w-1)^2 grid per head
+            # (inline.md §4), not timm's BEiT-style geometric resampling.
             attn = model.get_submodule(key.rsplit(".", 1)[0])
-            state_dict[key] = resize_rel_pos_bias_table(
+            state_dict[key] = resize_rel_pos_bias_table_simple(
                 value, new_window_size=to_2tuple(attn.table_window), new_bias_shape=tuple(expected[key].shape))
     return check_state_dict(_drop_absent_head(state_dict, model), model, classifier="head.fc")
 
