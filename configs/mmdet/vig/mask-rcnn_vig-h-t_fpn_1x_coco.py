@@ -1,0 +1,20 @@
+# Mask R-CNN 1x, COCO, ViG-H-T backbone (vig_h_t).
+# ViG: Linear-complexity Visual Sequence Learning with Gated Linear Attention (arXiv:2405.18425, AAAI 2025),
+# https://github.com/hustvl/ViG (commit dfb9d32).
+# The repository has classification code only (plus the Backbone_HierViG wrapper): no mmdet config, so the
+# settings are the zoo's choice, the shared Mask R-CNN 1x base (the RAVLT setting): 8 GPUs x 2 images,
+# AdamW lr 0.0001, wd 0.05, no decay on 'norm' parameters, warm-up 500 iters, steps at epochs 8 and 11,
+# 1333x800 + flip, fp16 (loss scale 512); drop_path_rate 0.2 as in ImageNet training.
+# Backbone: features_only is the official dense wrapper Backbone_HierViG: each stage's output before its
+# downsampling through a per-stage LayerNorm2d (outnorm{i}, here feature_norms.i; absent from the
+# ImageNet checkpoint, they start at weight 1, bias 0). No BatchNorm: sync_bn is off.
+# This config: 48.1 M params.
+# Reported: not available offline. The paper reports COCO and ADE20K results for ViG-H, but its numbers
+# and heads could not be retrieved (open question in specs/vig.md 5 and 8); compare with arXiv:2405.18425.
+_base_ = ['../_base_/mask-rcnn_zoo_fpn_1x_coco.py']
+
+model = dict(
+    backbone=dict(model_name='vig_h_t', model_kwargs=dict(drop_path_rate=0.2)),
+    neck=dict(in_channels=[96, 192, 384, 768]))
+
+sync_bn = None  # no BatchNorm in ViG-H
