@@ -30,6 +30,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_model
 
+from zoo.models._checkpoint import mismatch_report
+
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 STATE_FILE = "state.pt"
@@ -205,12 +207,8 @@ def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: torch.nn.Module
     mis_shaped = [f"{k}: checkpoint {tuple(adapted[k].shape)} vs model {tuple(v.shape)}"
                   for k, v in expected.items() if k in adapted and adapted[k].shape != v.shape]
     if missing or unexpected or mis_shaped:
-        lines = [f"{source} does not fit {arch} after {module}.checkpoint_filter_fn:"]
-        for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
-            if keys:
-                shown = "\n    ".join(keys[:20]) + (f"\n    ... and {len(keys) - 20} more" if len(keys) > 20 else "")
-                lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")
-        raise WeightsMismatchError("\n".join(lines))
+        raise WeightsMismatchError(mismatch_report(
+            f"{source} does not fit {arch} after {module}.checkpoint_filter_fn:", missing, unexpected, mis_shaped))
     return adapted
 
 

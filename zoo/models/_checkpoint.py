@@ -100,10 +100,17 @@ def check_state_dict(
         and not _input_channels_differ(k, state_dict[k], v, model)]
     if missing or unexpected or mis_shaped:
         name = getattr(getattr(model, "pretrained_cfg", None) or {}, "get", lambda *_: None)("architecture")
-        lines = [f"checkpoint does not fit {name or type(model).__name__}:"]
-        for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
-            if keys:
-                shown = "\n    ".join(keys[:20]) + (f"\n    ... and {len(keys) - 20} more" if len(keys) > 20 else "")
-                lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")
-        raise CheckpointMismatchError("\n".join(lines))
+        raise CheckpointMismatchError(mismatch_report(
+            f"checkpoint does not fit {name or type(model).__name__}:", missing, unexpected, mis_shaped))
     return dict(state_dict)
+
+
+def mismatch_report(header: str, missing: Sequence[str], unexpected: Sequence[str],
+                    mis_shaped: Sequence[str], most: int = 20) -> str:
+    """The header, then up to `most` keys of each kind of mismatch."""
+    lines = [header]
+    for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
+        if keys:
+            shown = "\n    ".join(keys[:most]) + (f"\n    ... and {len(keys) - most} more" if len(keys) > most else "")
+            lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")
+    return "\n".join(lines)
