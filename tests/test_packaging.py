@@ -8,13 +8,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# One worker builds the wheel once: two pip builds of one tree race on its build/ and egg-info folders.
+pytestmark = pytest.mark.xdist_group("wheel")
+
 
 @pytest.fixture(scope="module")
 def wheel_names(tmp_path_factory) -> set[str]:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True)
+        capture_output=True, text=True)
+    assert built.returncode == 0, f"pip wheel failed:\n{built.stdout}\n{built.stderr}"
     (wheel,) = out.glob("zoo-*.whl")
     return set(zipfile.ZipFile(wheel).namelist())
 

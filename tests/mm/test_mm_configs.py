@@ -221,10 +221,13 @@ def test_each_kind_builds_from_the_registry(name):
 
 def test_iformer_test_images_are_padded_to_even_token_grids():
     """ADE20K's whole-image test keeps the aspect ratio; iFormer's stage-1/2 grids must be even."""
+    from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
 
     from zoo.mm.backbone import ZooBackbone
+
+    init_default_scope("mmseg")  # an earlier test in this process may have left mmdet's scope current
 
     image = torch.randint(0, 255, (3, 72, 104), dtype=torch.uint8)  # stride-8 grid 9 x 13: odd
     for name in ("fpn_inception-transformer-small_80k_ade20k-512x512",
