@@ -150,10 +150,22 @@ def train_transform(data_cfg: DictConfig, aug: DictConfig) -> Any:
         re_prob=aug.reprob, re_mode=aug.remode, re_count=aug.recount)
 
 
+CROP_MODES = ("center", "squash", "border")
+
+
+def crop_mode(data_cfg: DictConfig) -> str:
+    """data.crop_mode, checked: timm treats any unknown mode as 'center' without a word."""
+    mode = data_cfg.get("crop_mode", "center")
+    if mode not in CROP_MODES:
+        raise ValueError(f"data.crop_mode must be one of {', '.join(CROP_MODES)}, got {mode!r}")
+    return mode
+
+
 def eval_transform(data_cfg: DictConfig) -> Any:
     return create_transform(
         data_cfg.img_size, is_training=False, interpolation=data_cfg.interpolation,
-        mean=tuple(data_cfg.mean), std=tuple(data_cfg.std), crop_pct=data_cfg.crop_pct)
+        mean=tuple(data_cfg.mean), std=tuple(data_cfg.std), crop_pct=data_cfg.crop_pct,
+        crop_mode=crop_mode(data_cfg))
 
 
 def build_mixup(aug: DictConfig, num_classes: int) -> Optional[Mixup]:
@@ -208,7 +220,7 @@ def build_val_loader(cfg: DictConfig, info: DistInfo) -> Any:
             dataset, input_size=(3, data_cfg.img_size, data_cfg.img_size), batch_size=batch_size,
             is_training=False, use_prefetcher=False, interpolation=data_cfg.interpolation,
             mean=tuple(data_cfg.mean), std=tuple(data_cfg.std), crop_pct=data_cfg.crop_pct,
-            num_workers=data_cfg.workers, distributed=info.distributed, pin_memory=pin, device=info.device)
+            crop_mode=crop_mode(data_cfg), num_workers=data_cfg.workers, distributed=info.distributed, pin_memory=pin, device=info.device)
     dataset.transform = eval_transform(data_cfg)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), info.rank, info.world_size),

@@ -46,6 +46,9 @@ class DataConfig:
     download: bool = False
     img_size: int = 224
     crop_pct: float = 0.875
+    # Eval resize: "center" (short side to img_size / crop_pct, then a centre crop), "squash" (the whole
+    # image to img_size x img_size, aspect ratio not kept) or "border" (timm's; see timm.data.create_transform).
+    crop_mode: str = "center"
     interpolation: str = "bicubic"
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])

@@ -67,7 +67,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             num_classes = num_classes or stored["num_classes"]
             d = stored["data"]
             overlay = dict(input_size=(3, d["img_size"], d["img_size"]), crop_pct=d["crop_pct"],
-                           interpolation=d["interpolation"], mean=tuple(d["mean"]), std=tuple(d["std"]))
+                           crop_mode=d.get("crop_mode", "center"), interpolation=d["interpolation"], mean=tuple(d["mean"]), std=tuple(d["std"]))
     elif args.pretrained:
         model_cfg["pretrained"] = True
     if not model_cfg.get("name"):

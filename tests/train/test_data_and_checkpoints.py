@@ -101,3 +101,24 @@ def test_rng_capture_restore() -> None:
     expected = (random.random(), float(np.random.rand()), torch.rand(()).item())
     ckpt.restore_rng(state)
     assert (random.random(), float(np.random.rand()), torch.rand(()).item()) == expected
+
+
+def test_eval_crop_modes() -> None:
+    """center: short side to img_size / crop_pct, then a centre crop; squash: the whole image to img_size x
+    img_size (the Swin codebase's TEST.CROP False). A white left quarter survives only the squash."""
+    from omegaconf import OmegaConf
+    from PIL import Image
+
+    from zoo.train.data import eval_transform
+
+    pixels = np.zeros((40, 80, 3), dtype=np.uint8)
+    pixels[:, :20] = 255
+    image = Image.fromarray(pixels)
+    base = dict(img_size=32, crop_pct=1.0, interpolation="nearest", mean=[0.0] * 3, std=[1.0] * 3)
+    center = eval_transform(OmegaConf.create({**base, "crop_mode": "center"}))(image)
+    squash = eval_transform(OmegaConf.create({**base, "crop_mode": "squash"}))(image)
+    assert center.shape == squash.shape == (3, 32, 32)
+    assert center.max() == 0  # resized to 32 x 64, the middle 32 columns kept: the white quarter is cut off
+    assert squash[:, :, :8].min() == 1 and squash[:, :, 8:].max() == 0  # 20 of 80 columns -> 8 of 32
+    with pytest.raises(ValueError, match="data.crop_mode must be one of center, squash, border, got 'squish'"):
+        eval_transform(OmegaConf.create({**base, "crop_mode": "squish"}))

@@ -157,9 +157,11 @@ _add("inline_cswin_base_384_in1k", "inline_cswin_base_384", {
 
 # InLine-Swin-B-384 fine-tune (inline.md §4 table + "Common"): 32/GPU, 30 epochs, 5 warmup, no cooldown, base lr
 # 2e-5, warmup lr 2e-8, min lr 2e-7 (all x total_batch/512), wd 1e-8, clip 5.0, drop path 0.5, no EMA, Mixup 0.8 /
-# CutMix 1.0, eval TEST.CROP False (plain resize: crop 1.0), from the 224 weights with the tables resized.
+# CutMix 1.0, eval TEST.CROP False (the whole image resized to 384x384: crop 1.0, squash), from the 224 weights
+# with the tables resized.
 _add("inline_swin_base_384_in1k", "inline_swin_base_384", {
-    "data.batch_size": 32, "data.img_size": 384, "data.crop_pct": 1.0, "data.interpolation": "bicubic",
+    "data.batch_size": 32, "data.img_size": 384, "data.crop_pct": 1.0, "data.crop_mode": "squash",
+    "data.interpolation": "bicubic",
     "sched.warmup_epochs": 5, "sched.cooldown_epochs": 0, "sched.step_on_epochs": False, "sched.warmup_prefix": False,
     "optim.weight_decay": 1e-8, "optim.clip_grad": 5.0, "optim.eps": 1e-8, "model.drop_path_rate": 0.5,
     "model.init_checkpoint_required": True, "model.init_checkpoint": None, "model.init_checkpoint_adapt": True,

@@ -985,7 +985,8 @@ default_cfgs = generate_default_cfgs({
     "inline_swin_tiny.in1k": _swin("32810869fcc34410966b", pool_size=(7, 7)),
     "inline_swin_small.in1k": _swin("e9657fd247c04c7cb1a1", pool_size=(7, 7)),
     "inline_swin_base.in1k": _swin("bf23564bb64c420aafe1", pool_size=(7, 7)),
-    "inline_swin_base_384.in1k": _swin(None, size=384, crop_pct=1.0, pool_size=(12, 12)),
+    # Swin codebase TEST.CROP False: the whole image resized to 384x384.
+    "inline_swin_base_384.in1k": _swin(None, size=384, crop_pct=1.0, crop_mode="squash", pool_size=(12, 12)),
     "inline_pvt_tiny.in1k": _pvt("90ac52b1555b401eb5e6", pool_size=(7, 7)),
     "inline_pvt_small.in1k": _pvt("1ab953b2479d433080a3", pool_size=(7, 7)),
     "inline_pvt_medium.in1k": _pvt("a72aec31e6084bc0a280", pool_size=(7, 7)),
