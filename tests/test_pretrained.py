@@ -126,3 +126,47 @@ def test_zoo_convert_writes_the_hub_layout_with_identical_outputs(tmp_path):
     model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
     with torch.no_grad():
         golden.assert_close(model(golden.input))
+
+
+def test_zoo_validate_pretrained_finds_the_official_file_and_scores_it(weights_dir, tmp_path, capsys):
+    """`zoo-validate --pretrained` evaluates the official weights from $ZOO_WEIGHTS_DIR with the model's own
+    preprocessing. The fixture's 10-class head is embedded in a 1000-class one, its rows permuted so that the
+    official model's predictions on the test images are exactly the images' folder labels: 100 % top-1 only
+    if the official weights (not an initialisation) were loaded."""
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    from zoo.models.ravlt import checkpoint_filter_fn
+    from zoo.train.validate import main as zoo_validate
+
+    golden = load_golden("ravlt__tiny_cfg")
+    generator = torch.Generator().manual_seed(0)
+    images = []
+    for _ in range(12):  # a random colour with random-strength noise: the tiny model's predictions vary
+        colour = torch.rand(1, 1, 3, generator=generator) * 255
+        noise = (torch.rand(48, 56, 3, generator=generator) - 0.5) * 255 * torch.rand(1, generator=generator)
+        images.append(Image.fromarray((colour + noise).clamp(0, 255).byte().numpy()))
+    official = timm.create_model("ravlt_t", num_classes=10, **zoo_kwargs(golden)).eval()
+    official.load_state_dict(checkpoint_filter_fn(golden.state_dict, official))
+    transform = create_transform(**resolve_data_config(model=official), is_training=False)
+    with torch.no_grad():
+        predicted = official(torch.stack([transform(im) for im in images])).argmax(1).tolist()
+    # Class folders are numbered in sorted order: the predicted classes go first, in order.
+    order = sorted(set(predicted)) + [c for c in range(10) if c not in predicted]
+    state = dict(golden.state_dict)
+    weight = torch.zeros(1000, *state["head.weight"].shape[1:])  # the official head is a 1x1 conv
+    bias = torch.full((1000,), -1e4)  # the 990 added classes never win
+    weight[:10], bias[:10] = state["head.weight"][order], state["head.bias"][order]
+    state["head.weight"], state["head.bias"] = weight, bias
+    torch.save(official_training_checkpoint(state), weights_dir / "RAVLT_T.pth")
+    for i, (image, label) in enumerate(zip(images, predicted)):
+        folder = tmp_path / "data" / "validation" / f"class{order.index(label)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{i}.png")
+
+    assert zoo_validate(["--data", str(tmp_path / "data"), "--model", "ravlt_t", "--pretrained",
+                         "--model-kwargs", json.dumps(zoo_kwargs(golden)), "--device", "cpu",
+                         "--precision", "fp32", "--workers", "0", "--batch-size", "4"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["images"] == 12 and len(set(predicted)) > 1
+    assert result["top1"] == 100.0

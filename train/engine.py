@@ -31,11 +31,17 @@ def create_model(model_cfg: DictConfig | dict, num_classes: int,
 
     mc = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
     overlay = {**(overlay or {}), "num_classes": num_classes}
-    # timm drops the None-valued arguments, so an unset drop rate keeps the model's own default.
-    return timm.create_model(
-        mc["name"], pretrained=mc.get("pretrained", False), num_classes=num_classes,
-        drop_rate=mc.get("drop_rate"), drop_path_rate=mc.get("drop_path_rate"),
-        pretrained_cfg_overlay=overlay, **(mc.get("kwargs") or {}))
+    kwargs = dict(mc.get("kwargs") or {})
+    # An unset (None) drop rate keeps the model's own default, or the one given in model.kwargs.
+    for key in ("drop_rate", "drop_path_rate"):
+        value = mc.get(key)
+        if value is None:
+            continue
+        if key in kwargs and kwargs[key] != value:
+            raise ValueError(f"model.{key}={value} and model.kwargs.{key}={kwargs[key]} disagree: set one of them")
+        kwargs[key] = value
+    return timm.create_model(mc["name"], pretrained=mc.get("pretrained", False), num_classes=num_classes,
+                             pretrained_cfg_overlay=overlay, **kwargs)
 
 
 def global_batch_size(cfg: DictConfig, info: DistInfo) -> int:

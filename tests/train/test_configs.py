@@ -170,3 +170,17 @@ def test_multirun_sweep_runs_each_job_in_its_own_directory(zoo_cache: Path, tmp_
     assert len(summaries) == 2, list(sweep.iterdir())
     assert {json.loads(p.read_text())["lr"] for p in summaries} == {1e-3, 2e-3}
     assert sorted(p.parent.name for p in summaries) == ["0", "1"]
+
+
+def test_drop_rates_from_the_model_config_or_its_kwargs() -> None:
+    """model.drop_path_rate and model.kwargs.drop_path_rate both reach the model; set to different values,
+    they are an error rather than a silent pick (zoo-validate's --model-kwargs fills model.kwargs)."""
+    from zoo.train.engine import create_model
+
+    tiny = dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1])
+    paths = lambda m: [getattr(d, "drop_prob", 0.0) for n, d in m.named_modules() if n.endswith("drop_path1")]
+    from_kwargs = create_model({"name": "ravlt_t", "kwargs": {**tiny, "drop_path_rate": 0.3}}, 10)
+    from_field = create_model({"name": "ravlt_t", "drop_path_rate": 0.3, "kwargs": tiny}, 10)
+    assert paths(from_kwargs) == paths(from_field) and max(paths(from_field)) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match=r"model.drop_path_rate=0.1 and model.kwargs.drop_path_rate=0.3 disagree"):
+        create_model({"name": "ravlt_t", "drop_path_rate": 0.1, "kwargs": {**tiny, "drop_path_rate": 0.3}}, 10)
