@@ -277,11 +277,13 @@ def test_a_group_count_that_does_not_divide_the_channels_fails_at_build():
     """iFormer-S pools 384 channels; its last blocks have 11 attention heads (specs/iformer.md §3), so the
     default G does not divide C: the error comes when the model is built, naming divisors to use."""
     with torch.device("meta"):
-        with pytest.raises(ValueError, match=r"384 pooled channels of InceptionTransformer.*head count, is 11\. "
+        with pytest.raises(ValueError, match=r"384 pooled channels of inception_transformer_small.*head count, is 11\. "
                                              r"Pass ggem_groups=.*divisor of 384, e\.g\. 6, 8, 12"):
             zoo.create_model("inception_transformer_small", global_pool="ggem")
         with pytest.raises(ValueError, match=r"ggem_groups=5\. Pass"):
             zoo.create_model("inception_transformer_small", global_pool="ggem", ggem_groups=5)
+        with pytest.raises(ValueError, match=r"768 pooled channels.*ggem_groups=7\. Pass.*e\.g\. 4, 6, 8"):
+            zoo.create_model("vit_base_patch16_224_ggem", ggem_groups=7)
     model = zoo.create_model("inception_transformer_small", global_pool="ggem", ggem_groups=12, img_size=64).eval()
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
 

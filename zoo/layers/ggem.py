@@ -301,7 +301,7 @@ def _pool_format(pool: nn.Module) -> tuple[str, bool]:
     return input_fmt, flatten
 
 
-def _check_groups_divide(model: nn.Module, num_groups: int, default: bool) -> None:
+def check_ggem_groups(model: nn.Module, num_groups: int, default: bool = False) -> None:
     """Fail at build time, not at the first forward, when G does not divide the pooled channels."""
     channels = getattr(model, "num_features", None)
     if not isinstance(channels, int) or num_groups < 1 or channels % num_groups == 0:
@@ -310,8 +310,9 @@ def _check_groups_divide(model: nn.Module, num_groups: int, default: bool) -> No
     nearest = sorted(divisors, key=lambda d: (abs(d - num_groups), d))[:3]
     why = (f"the default, the last attention layer's head count, is {num_groups}" if default
            else f"ggem_groups={num_groups}")
+    name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
     raise ValueError(
-        f"GGeM cannot split the {channels} pooled channels of {type(model).__name__} into equal groups: {why}. "
+        f"GGeM cannot split the {channels} pooled channels of {name} into equal groups: {why}. "
         f"Pass ggem_groups= (num_groups=) with a divisor of {channels}, e.g. {', '.join(map(str, sorted(nearest)))}")
 
 
@@ -354,7 +355,7 @@ def apply_ggem(
             raise ValueError(
                 f"{type(model).__name__} has no attention heads to take the GGeM group count from: "
                 "pass num_groups (ggem_groups=...); 1 is GeM")
-    _check_groups_divide(model, num_groups, default)
+    check_ggem_groups(model, num_groups, default)
     kwargs = dict(p_init=p_init, eps=eps, group_layout=group_layout, p_min=p_min, p_learnable=p_learnable)
     device = next((p.device for p in model.parameters()), None)
     kind = _vit_like_kind(model)

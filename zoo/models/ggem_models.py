@@ -28,7 +28,7 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter_fn
 
 from ..layers.checks import check_image_input
-from ..layers.ggem import GGeM
+from ..layers.ggem import GGeM, check_ggem_groups
 from ..pretrained import TIMM_HUB_FILENAME, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict
 
@@ -61,8 +61,11 @@ class GGeMVisionTransformer(VisionTransformer):
         if use_ggem and fc_norm is None:
             fc_norm = False  # norm -> GGeM -> head (specs/ggem.md §2.7)
         super().__init__(*args, global_pool="avg" if use_ggem else global_pool, fc_norm=fc_norm, **kwargs)
-        if ggem_groups is None and len(self.blocks):
+        default_groups = ggem_groups is None
+        if default_groups and len(self.blocks):
             ggem_groups = self.blocks[-1].attn.num_heads
+        if use_ggem and ggem_groups is not None:
+            check_ggem_groups(self, ggem_groups, default_groups)
         self.ggem_groups = ggem_groups
         self._ggem_options = dict(p_init=ggem_p_init, eps=ggem_eps, group_layout=ggem_layout, p_min=ggem_p_min)
         if use_ggem:
