@@ -1,17 +1,19 @@
 """timm's feature API for models built as stem -> stages (-> final norm) -> head.
 
 Shared by the families whose `forward_intermediates` / `prune_intermediate_layers`
-follow the same loop: RAVLT / MAViT and ViG-H (per-stage `feature_norms`), InLine
-Swin / PVT / CSwin and the Inception Transformer (one final `norm`, NHWC stages).
+follow the same loop: RAVLT / MAViT, ViG-H and PoolFormer v1 (per-stage `feature_norms`),
+InLine Swin / PVT / CSwin, the Inception Transformer and SOFT (one final `norm`; NHWC
+stages, or SOFT's last stage of tokens with a cls token).
 The model has `stem`, `stages`, `feature_info`, `head`, and either `feature_norms`
 (ModuleList or None) or a final norm passed as `final_norm`.
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from timm.models._features import feature_take_indices
+from timm.models._manipulate import checkpoint
 from torch import nn
 
 
@@ -26,6 +28,8 @@ def staged_intermediates(
         final_norm: Optional[nn.Module] = None,
         stage_fmt: str = "NCHW",
         output_fmts: tuple[str, ...] = ("NCHW",),
+        last_map: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        checkpoint_stages: bool = False,
 ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
     """Stage outputs for `indices` (input already checked).
 
@@ -34,6 +38,10 @@ def staged_intermediates(
     final_norm: also applied to the returned map when the last stage ran (timm's rule).
     stage_fmt: the stages' layout; 'NHWC' maps are permuted to NCHW for output_fmt 'NCHW'.
     output_fmts: the output formats the model accepts.
+    last_map: turns the last stage's output (after the norm) into its NCHW map, for a last
+        stage that gives another layout (SOFT: tokens behind a cls token).
+    checkpoint_stages: run each stage under activation checkpointing (timm's MetaFormer
+        `grad_checkpointing`; the other families checkpoint inside their stages).
     """
     if output_fmt not in output_fmts:
         raise ValueError(f"output_fmt must be {' or '.join(map(repr, output_fmts))}, got {output_fmt!r}")
@@ -45,7 +53,7 @@ def staged_intermediates(
     intermediates = []
     x = model.stem(x)
     for i, stage in enumerate(stages):
-        x = stage(x)
+        x = checkpoint(stage, x) if checkpoint_stages and not torch.jit.is_scripting() else stage(x)
         if i in take_indices:
             y = x
             if norm and final_norm is None:
@@ -54,6 +62,8 @@ def staged_intermediates(
                 y = final_norm(x)
             if stage_fmt == "NHWC" and output_fmt == "NCHW":
                 y = y.permute(0, 3, 1, 2).contiguous()
+            elif last_map is not None and i == last:
+                y = last_map(y)
             intermediates.append(y)
     if intermediates_only:
         return intermediates
@@ -79,12 +89,17 @@ def prune_stages(model: nn.Module, indices: Union[int, list[int]]) -> tuple[list
 def prune_staged(model: nn.Module, indices: Union[int, list[int]], prune_norm: bool, prune_head: bool) -> list[int]:
     """`prune_stages`, then the feature norms and a head with `in_dim` and `reset_classifier(..., reset_other)`."""
     take_indices, pruned_end = prune_stages(model, indices)
-    if prune_norm:
-        model.feature_norms = None
-    elif model.feature_norms is not None:
-        model.feature_norms = model.feature_norms[:len(model.stages)]
+    prune_feature_norms(model, prune_norm)
     if pruned_end:
         model.head.in_dim = model.num_features
     if prune_head or pruned_end:
         model.reset_classifier(0, "", reset_other=True)
     return take_indices
+
+
+def prune_feature_norms(model: nn.Module, prune_norm: bool) -> None:
+    """After the stages were pruned: drop all `feature_norms` (prune_norm) or those of the stages cut."""
+    if prune_norm:
+        model.feature_norms = None
+    elif model.feature_norms is not None:
+        model.feature_norms = model.feature_norms[:len(model.stages)]

@@ -32,7 +32,6 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import GroupNorm1
 from timm.models import generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
 from timm.models.metaformer import Downsampling, MetaFormer, Pooling
 from torch import nn
 
@@ -40,6 +39,7 @@ from ..layers.checks import check_image_input
 from ..layers.ggem import GGeM, create_global_pool, fill_missing_ggem_p
 from ..pretrained import TIMM_HUB_FILENAME, OfficialFile, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
+from ._features import prune_feature_norms, staged_intermediates
 
 __all__ = ["PoolFormerV1"]
 
@@ -194,18 +194,10 @@ class PoolFormerV1(MetaFormer):
             output_fmt: only 'NCHW'.
             intermediates_only: return only the intermediates.
         """
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        if norm and self.feature_norms is None:
-            raise ValueError("norm=True needs the per-stage feature norms: build the model with feature_norms=True")
         self._check_input(x)
-        result = super().forward_intermediates(x, indices, False, stop_early, output_fmt, intermediates_only)
-        if not norm:
-            return result
-        take_indices, _ = feature_take_indices(len(self.stages), indices)
-        intermediates = result if intermediates_only else result[1]
-        intermediates = [self.feature_norms[i](f) for i, f in zip(take_indices, intermediates)]
-        return intermediates if intermediates_only else (result[0], intermediates)
+        # MetaFormer's own forward_intermediates checkpoints whole stages under its `grad_checkpointing`.
+        return staged_intermediates(self, x, indices, norm, stop_early, output_fmt, intermediates_only,
+                                    checkpoint_stages=self.grad_checkpointing)
 
     def prune_intermediate_layers(
             self,
@@ -214,11 +206,9 @@ class PoolFormerV1(MetaFormer):
             prune_head: bool = True,
     ) -> list[int]:
         """Drop the stages (and head) that the requested intermediates do not need."""
+        # MetaFormer's own: its head resets with reset_other (the head's norm), unlike prune_staged's `in_dim` head.
         take_indices = super().prune_intermediate_layers(indices, prune_norm, prune_head)
-        if prune_norm:
-            self.feature_norms = None
-        elif self.feature_norms is not None:
-            self.feature_norms = self.feature_norms[:len(self.stages)]
+        prune_feature_norms(self, prune_norm)
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,6 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_, use_fused_attn
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -46,6 +45,7 @@ from ..layers.ggem import supports_ggem
 from ..layers.soft_attention import SoftAttention
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
+from ._features import prune_stages, staged_intermediates
 
 __all__ = ["SOFT"]
 
@@ -191,17 +191,14 @@ class ClsStage(nn.Module):
         self.blocks = nn.Sequential(*[
             Block(dim, num_heads, mlp_ratio, drop, attn_drop, drop_rates[i]) for i in range(depth)])
 
-    def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x)
         b, _, h, w = x.shape
         pos = torch.cat([self.pos_embed[:, :1], resize_pos_embed(self.pos_embed[:, 1:], (h, w))], dim=1)
         x = torch.cat([self.cls_token.expand(b, -1, -1), x.flatten(2).transpose(1, 2)], dim=1) + pos
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.blocks, x), (h, w)
-        return self.blocks(x), (h, w)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_tokens(x)[0]
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
 
 
 def _tokens_to_map(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -398,26 +395,13 @@ class SOFT(nn.Module):
         Returns:
             the intermediates, or (final tokens as `forward_features` gives them, intermediates).
         """
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         self._check_input(x)
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
-        last = len(self.stages) - 1
-        intermediates = []
-        x = self.stem(x)
-        for i, stage in enumerate(stages):
-            if isinstance(stage, ClsStage):
-                x, size = stage.forward_tokens(x)
-                if i in take_indices:
-                    intermediates.append(_tokens_to_map(self.norm(x) if norm else x, size))
-            else:
-                x = stage(x)
-                if i in take_indices:
-                    intermediates.append(x)
-        if intermediates_only:
-            return intermediates
-        return (self.norm(x) if x.ndim == 3 else x), intermediates
+        last_map = None
+        if isinstance(self.stages[-1], ClsStage):  # SOFT's own part: the last stage gives tokens behind a cls token
+            size = (self._token_sides(x.shape[-2])[-1], self._token_sides(x.shape[-1])[-1])  # its token grid
+            last_map = partial(_tokens_to_map, size=size)
+        return staged_intermediates(self, x, indices, norm, stop_early, output_fmt, intermediates_only,
+                                    final_norm=self.norm, last_map=last_map)
 
     def prune_intermediate_layers(
             self,
@@ -426,13 +410,10 @@ class SOFT(nn.Module):
             prune_head: bool = True,
     ) -> list[int]:
         """Drop the stages (and norm / head) that the requested intermediates do not need."""
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm or not isinstance(self.stages[-1], ClsStage):
+        take_indices, pruned_end = prune_stages(self, indices)
+        if prune_norm or pruned_end:
             self.norm = nn.Identity()
-        if max_index < len(self.feature_info) - 1:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
-        if prune_head or max_index < len(self.feature_info) - 1:
+        if prune_head or pruned_end:
             self.reset_classifier(0, "")
         return take_indices
 
