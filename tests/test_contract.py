@@ -16,6 +16,7 @@ import timm
 import torch
 
 import zoo
+import zoo.pretrained
 from rows import ModelRow, all_rows
 
 BATCH = 2
@@ -105,6 +106,10 @@ def test_pretrained_cfg(row):
     has_source = any(cfg.get(k) for k in ("hf_hub_id", "url", "file"))
     if row.official_weights:
         assert has_source, "no source for the official weights"
+        # The file a user is told to download, and that the weights directory is searched for.
+        official = zoo.pretrained.official_file(f"{row.name}.{cfg['tag']}" if cfg.get("tag") else row.name)
+        assert (official.filename if official else zoo.pretrained.default_filename(cfg)), \
+            "zoo.pretrained cannot name the official file"
     else:
         assert not has_source, "the row says no weights were released, but pretrained_cfg names a source"
         assert any(re.search(r"no official (checkpoint|weights)", note) for note in cfg.get("notes") or ()), \
