@@ -18,13 +18,28 @@ from typing import Any
 import timm
 import torch
 from timm.models import save_for_hf
-from timm.models._input import get_model_input_config
+from timm.layers import to_2tuple
 
 from .factory import create_model
 
 
 class ConversionError(RuntimeError):
     """The converted weights do not reproduce the official file's outputs."""
+
+
+def check_input_size(model: torch.nn.Module) -> tuple[int, int, int]:
+    """(C, H, W) of the image the conversion is checked on: the size the model was built for where it takes
+    only that (`fixed_input_size`), else that size capped at 64 x 64; C from the first conv."""
+    cfg = model.pretrained_cfg
+    channels, height, width = cfg.get("input_size", (3, 224, 224))
+    first_conv = model.get_submodule(cfg["first_conv"]) if cfg.get("first_conv") else None
+    channels = getattr(first_conv, "in_channels", channels)
+    built = getattr(model, "img_size", None) or getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if built is not None:  # built for another size than the cfg's (img_size=...)
+        height, width = to_2tuple(built)
+    if not cfg.get("fixed_input_size", False):
+        height, width = min(height, 64), min(width, 64)
+    return channels, height, width
 
 
 def convert(
@@ -42,12 +57,7 @@ def convert(
     save_for_hf(model, output_dir, model_args=model_args or None, safe_serialization=True)
 
     reloaded = timm.create_model(f"local-dir:{Path(output_dir).resolve()}", pretrained=True).eval()
-    # The model's own input size (fixed-size models take only that); others are checked small.
-    input_config = get_model_input_config(model)
-    channels, height, width = input_config["input_size"]
-    if not input_config["fixed_input_size"]:
-        height, width = min(height, 64), min(width, 64)
-    image = torch.randn(2, channels, height, width, generator=torch.Generator().manual_seed(0))
+    image = torch.randn(2, *check_input_size(model), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         difference = (model(image) - reloaded(image)).abs().max().item()
     if difference != 0:

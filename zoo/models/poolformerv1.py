@@ -157,13 +157,18 @@ class PoolFormerV1(MetaFormer):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None, reset_other: bool = False,
                          **kwargs: Any) -> None:
-        """New classifier; `global_pool=None` keeps the current pooling (GGeM and its p included)."""
+        """New classifier; `global_pool=None` keeps the current pooling (GGeM and its p included);
+        `reset_other` also drops the head's GroupNorm (as timm's MetaFormer does)."""
+        ggem = None
         if global_pool == "ggem":
             ggem = self.head.global_pool if isinstance(self.head.global_pool, GGeM) else self._make_ggem()
-            super().reset_classifier(num_classes, "avg", reset_other, **kwargs)
+            global_pool = "avg"
+        # reset_other is handled here: timm's MetaFormer takes it only from timm 1.0.31 on.
+        super().reset_classifier(num_classes, global_pool, **kwargs)
+        if reset_other:
+            self.head.norm = nn.Identity().train(self.head.training)
+        if ggem is not None:
             self.head.global_pool = ggem
-        else:
-            super().reset_classifier(num_classes, global_pool, reset_other, **kwargs)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not torch.jit.is_scripting():
