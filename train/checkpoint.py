@@ -30,6 +30,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_model
 
+from zoo.layers.checks import model_name
 from zoo.models._checkpoint import mismatch_report
 
 MODEL_FILE = "model.safetensors"
@@ -194,21 +195,16 @@ def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: torch.nn.Module
     with the keys named.
     """
     module, filter_fn = family_filter(model)
-    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
+    arch = model_name(model)
     try:
         adapted = filter_fn(_add_tied_aliases(state_dict, model), model)
     except Exception as err:  # the filter's own report (zoo filters list missing / mis-shaped keys)
         raise WeightsMismatchError(
             f"{source} cannot be adapted to {arch} by {module}.checkpoint_filter_fn:\n{err}") from err
     adapted = _add_tied_aliases(dict(adapted), model)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in adapted]
-    unexpected = [k for k in adapted if k not in expected]
-    mis_shaped = [f"{k}: checkpoint {tuple(adapted[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in expected.items() if k in adapted and adapted[k].shape != v.shape]
-    if missing or unexpected or mis_shaped:
-        raise WeightsMismatchError(mismatch_report(
-            f"{source} does not fit {arch} after {module}.checkpoint_filter_fn:", missing, unexpected, mis_shaped))
+    report = mismatch_report(f"{source} does not fit {arch} after {module}.checkpoint_filter_fn:", adapted, model)
+    if report:
+        raise WeightsMismatchError(report)
     return adapted
 
 

@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+
+def model_name(model: nn.Module) -> str:
+    """The name a model is registered under (its pretrained_cfg's architecture), else its class name."""
+    return (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
 
 
 def check_image_input(x: torch.Tensor, in_chans: int, model_name: str, multiple_of: int = 1) -> None:

@@ -50,6 +50,8 @@ import torch
 from timm.layers import SelectAdaptivePool2d
 from torch import nn
 
+from .checks import model_name
+
 __all__ = [
     "GGeM", "ggem", "create_global_pool", "apply_ggem", "remove_ggem", "default_ggem_groups",
     "supports_ggem", "pop_ggem_kwargs", "fill_missing_ggem_p", "GGEM_KWARGS",
@@ -310,7 +312,7 @@ def check_ggem_groups(model: nn.Module, num_groups: int, default: bool = False) 
     nearest = sorted(divisors, key=lambda d: (abs(d - num_groups), d))[:3]
     why = (f"the default, the last attention layer's head count, is {num_groups}" if default
            else f"ggem_groups={num_groups}")
-    name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
+    name = model_name(model)
     raise ValueError(
         f"GGeM cannot split the {channels} pooled channels of {name} into equal groups: {why}. "
         f"Pass ggem_groups= (num_groups=) with a divisor of {channels}, e.g. {', '.join(map(str, sorted(nearest)))}")

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from ..layers.checks import model_name
+
 # Official training scripts save {'model': ..., 'optimizer': ..., 'args': ...};
 # mmcv saves {'state_dict': ..., 'meta': ...}.
 WRAPPER_KEYS = ("state_dict", "model")
@@ -89,25 +91,35 @@ def check_state_dict(
     the first conv's input channels may differ too: timm adapts them to `in_chans`.
     """
     classifier = (classifier,) if isinstance(classifier, str) else tuple(classifier)
-    is_classifier = lambda k: any(k.startswith(c + ".") for c in classifier)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict and not is_classifier(k)]
-    unexpected = [k for k in state_dict if k not in expected and not is_classifier(k)]
-    mis_shaped = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state_dict and state_dict[k].shape != v.shape and not is_classifier(k)
-        and not _input_channels_differ(k, state_dict[k], v, model)]
-    if missing or unexpected or mis_shaped:
-        name = getattr(getattr(model, "pretrained_cfg", None) or {}, "get", lambda *_: None)("architecture")
-        raise CheckpointMismatchError(mismatch_report(
-            f"checkpoint does not fit {name or type(model).__name__}:", missing, unexpected, mis_shaped))
+    report = mismatch_report(
+        f"checkpoint does not fit {model_name(model)}:", state_dict, model,
+        exempt=lambda k: any(k.startswith(c + ".") for c in classifier),
+        shape_ok=lambda k, loaded, wanted: _input_channels_differ(k, loaded, wanted, model))
+    if report:
+        raise CheckpointMismatchError(report)
     return dict(state_dict)
 
 
-def mismatch_report(header: str, missing: Sequence[str], unexpected: Sequence[str],
-                    mis_shaped: Sequence[str], most: int = 20) -> str:
-    """The header, then up to `most` keys of each kind of mismatch."""
+def mismatch_report(
+        header: str,
+        state_dict: Mapping[str, torch.Tensor],
+        model: nn.Module,
+        exempt: Callable[[str], bool] = lambda key: False,
+        shape_ok: Callable[[str, torch.Tensor, torch.Tensor], bool] = lambda key, loaded, wanted: False,
+        most: int = 20,
+) -> str | None:
+    """None when `state_dict` fits `model` exactly, else the header and up to `most` keys of each kind of
+    mismatch (missing, unexpected, wrong shape). `exempt` keys may mismatch in any way; `shape_ok` accepts
+    a shape difference of one key."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict and not exempt(k)]
+    unexpected = [k for k in state_dict if k not in expected and not exempt(k)]
+    mis_shaped = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+                  for k, v in expected.items()
+                  if k in state_dict and state_dict[k].shape != v.shape and not exempt(k)
+                  and not shape_ok(k, state_dict[k], v)]
+    if not (missing or unexpected or mis_shaped):
+        return None
     lines = [header]
     for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
         if keys:

@@ -27,7 +27,7 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter_fn
 
-from ..layers.checks import check_image_input
+from ..layers.checks import check_image_input, model_name
 from ..layers.ggem import GGeM, check_ggem_groups
 from ..pretrained import TIMM_HUB_FILENAME, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict
@@ -92,7 +92,7 @@ class GGeMVisionTransformer(VisionTransformer):
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
             return
-        name = (getattr(self, "pretrained_cfg", None) or {}).get("architecture", type(self).__name__)
+        name = model_name(self)
         check_image_input(x, self.in_chans, name)
         embed = self.patch_embed
         h, w = x.shape[-2:]

@@ -41,7 +41,7 @@ from timm.layers import ClassifierHead, DropPath, LayerScale, Mlp, to_2tuple, tr
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 
-from ..layers.checks import check_image_input
+from ..layers.checks import check_image_input, model_name
 from ..layers.ggem import supports_ggem
 from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -374,8 +374,7 @@ class InceptionTransformer(nn.Module):
 
     @property
     def pretrained_cfg_name(self) -> str:
-        cfg = getattr(self, "pretrained_cfg", None) or {}
-        return cfg.get("architecture", type(self).__name__)
+        return model_name(self)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():

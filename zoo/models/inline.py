@@ -41,7 +41,7 @@ from timm.models.swin_transformer import (
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from ..layers.checks import check_image_input
+from ..layers.checks import check_image_input, model_name
 from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.inline_attention import DynamicLocalConv, InLineAttention, linear_attention
@@ -149,7 +149,7 @@ class InLineDeiT(VisionTransformer):
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
             return
-        name = _name(self)
+        name = model_name(self)
         patch = self.patch_embed.patch_size[0]
         check_image_input(x, self.in_chans, name, multiple_of=patch)
         h, w = x.shape[-2:]
@@ -174,11 +174,6 @@ class InLineDeiT(VisionTransformer):
 
 
 # --------------------------------------------------------------------------- hierarchical base
-
-
-def _name(model: nn.Module) -> str:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    return cfg.get("architecture", type(model).__name__)
 
 
 class _Pyramid(nn.Module):
@@ -489,10 +484,10 @@ class InLineSwin(_Pyramid):
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
             return
-        check_image_input(x, self.in_chans, _name(self))
+        check_image_input(x, self.in_chans, model_name(self))
         if tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(
-                f"{_name(self)} takes {self.img_size[0]}x{self.img_size[1]} inputs (windows and masks are built for "
+                f"{model_name(self)} takes {self.img_size[0]}x{self.img_size[1]} inputs (windows and masks are built for "
                 f"it), got {x.shape[-2]}x{x.shape[-1]}; build it with img_size=... for another size")
 
 
@@ -626,10 +621,10 @@ class InLinePVT(_Pyramid):
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
             return
-        check_image_input(x, self.in_chans, _name(self))
+        check_image_input(x, self.in_chans, model_name(self))
         if min(x.shape[-2:]) < self.min_size:
             raise ValueError(
-                f"{_name(self)} takes H and W of at least {self.min_size}, got {x.shape[-2]}x{x.shape[-1]}")
+                f"{model_name(self)} takes H and W of at least {self.min_size}, got {x.shape[-2]}x{x.shape[-1]}")
 
 
 # --------------------------------------------------------------------------- CSwin
@@ -832,10 +827,10 @@ class InLineCSwin(_Pyramid):
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
             return
-        check_image_input(x, self.in_chans, _name(self))
+        check_image_input(x, self.in_chans, model_name(self))
         if tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(
-                f"{_name(self)} takes {self.img_size[0]}x{self.img_size[1]} inputs (stripes are built for it), got "
+                f"{model_name(self)} takes {self.img_size[0]}x{self.img_size[1]} inputs (stripes are built for it), got "
                 f"{x.shape[-2]}x{x.shape[-1]}; build it with img_size=... (a multiple of 32) for another size")
 
 

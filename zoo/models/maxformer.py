@@ -37,7 +37,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
-from ..layers.checks import check_image_input
+from ..layers.checks import check_image_input, model_name
 from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.spiking import MultiStepLIF
@@ -404,8 +404,7 @@ class MaxFormer(nn.Module):
 
     @property
     def pretrained_cfg_name(self) -> str:
-        cfg = getattr(self, "pretrained_cfg", None) or {}
-        return cfg.get("architecture", type(self).__name__)
+        return model_name(self)
 
     def _time_major_input(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) image -> (T, B, C, H, W), the image at every step; (B, T', C, H, W) frames -> (T', B, ...)."""

@@ -52,7 +52,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..flax_convert import OPTIMIZER_TARGET, conv_kernel, conv_transpose_kernel, dense_kernel, is_flax_tree
-from ..layers.checks import check_image_input
+from ..layers.checks import check_image_input, model_name
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, strip_prefixes, unwrap_state_dict
 
@@ -674,8 +674,7 @@ class MAXIM(nn.Module):
 
     @property
     def _name(self) -> str:
-        cfg = getattr(self, "pretrained_cfg", None) or {}
-        return cfg.get("architecture", "MAXIM")
+        return model_name(self)
 
     def _check_input(self, x: torch.Tensor, network: bool) -> None:
         check_image_input(x, self.in_chans, self._name)

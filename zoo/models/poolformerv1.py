@@ -35,7 +35,7 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models.metaformer import Downsampling, MetaFormer, Pooling
 from torch import nn
 
-from ..layers.checks import check_image_input
+from ..layers.checks import check_image_input, model_name
 from ..layers.ggem import GGeM, create_global_pool, fill_missing_ggem_p
 from ..pretrained import TIMM_HUB_FILENAME, OfficialFile, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -176,8 +176,7 @@ class PoolFormerV1(MetaFormer):
 
     @property
     def pretrained_cfg_name(self) -> str:
-        cfg = getattr(self, "pretrained_cfg", None) or {}
-        return cfg.get("architecture", type(self).__name__)
+        return model_name(self)
 
     def forward_intermediates(
             self,

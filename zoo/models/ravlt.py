@@ -31,7 +31,7 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 
 from ..pretrained import build_zoo_model
-from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input
+from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input, model_name
 from ..layers.ggem import supports_ggem
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_staged, staged_intermediates
@@ -277,8 +277,7 @@ class RAVLT(nn.Module):
 
     @property
     def pretrained_cfg_name(self) -> str:
-        cfg = getattr(self, "pretrained_cfg", None) or {}
-        return cfg.get("architecture", type(self).__name__)
+        return model_name(self)
 
     def forward_intermediates(
             self,

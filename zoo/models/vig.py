@@ -49,7 +49,7 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
-from ..layers.checks import check_image_input
+from ..layers.checks import check_image_input, model_name
 from ..layers.ggem import supports_ggem
 from ..layers.gla import BidirectionalGLA
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
@@ -106,8 +106,7 @@ def _drop_path_rates(drop_path_rate: float, total: int) -> list[float]:
 def _check_input(model: nn.Module, x: torch.Tensor, min_size: int) -> None:
     if torch.jit.is_scripting():
         return
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    name = cfg.get("architecture", type(model).__name__)
+    name = model_name(model)
     check_image_input(x, model.in_chans, name)
     h, w = x.shape[-2:]
     if h < min_size or w < min_size:
