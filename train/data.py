@@ -220,7 +220,8 @@ def build_val_loader(cfg: DictConfig, info: DistInfo) -> Any:
             dataset, input_size=(3, data_cfg.img_size, data_cfg.img_size), batch_size=batch_size,
             is_training=False, use_prefetcher=False, interpolation=data_cfg.interpolation,
             mean=tuple(data_cfg.mean), std=tuple(data_cfg.std), crop_pct=data_cfg.crop_pct,
-            crop_mode=crop_mode(data_cfg), num_workers=data_cfg.workers, distributed=info.distributed, pin_memory=pin, device=info.device)
+            crop_mode=crop_mode(data_cfg), num_workers=data_cfg.workers, distributed=info.distributed,
+            pin_memory=pin, device=info.device)
     dataset.transform = eval_transform(data_cfg)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), info.rank, info.world_size),

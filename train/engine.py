@@ -13,6 +13,7 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
+from .data import crop_mode
 from .distributed import DistInfo, all_reduce_sum
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
@@ -21,7 +22,8 @@ PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 def preprocessing_cfg(data_cfg: DictConfig) -> dict[str, Any]:
     """The eval preprocessing of a run, stored as the model's pretrained_cfg (read back by zoo-validate)."""
     return dict(input_size=(3, data_cfg.img_size, data_cfg.img_size), crop_pct=data_cfg.crop_pct,
-                crop_mode=data_cfg.get("crop_mode", "center"), interpolation=data_cfg.interpolation, mean=tuple(data_cfg.mean), std=tuple(data_cfg.std))
+                crop_mode=crop_mode(data_cfg), interpolation=data_cfg.interpolation,
+                mean=tuple(data_cfg.mean), std=tuple(data_cfg.std))
 
 
 def create_model(model_cfg: DictConfig | dict, num_classes: int,

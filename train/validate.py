@@ -14,12 +14,13 @@ from typing import Any, Optional
 
 import torch
 import yaml
+from omegaconf import OmegaConf
 from timm.data import create_dataset, create_transform, resolve_data_config
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
 from .distributed import DistInfo
-from .engine import PRECISIONS, create_model, evaluate
+from .engine import PRECISIONS, create_model, evaluate, preprocessing_cfg
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,9 +66,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if args.model:
                 model_cfg["name"] = args.model
             num_classes = num_classes or stored["num_classes"]
-            d = stored["data"]
-            overlay = dict(input_size=(3, d["img_size"], d["img_size"]), crop_pct=d["crop_pct"],
-                           crop_mode=d.get("crop_mode", "center"), interpolation=d["interpolation"], mean=tuple(d["mean"]), std=tuple(d["std"]))
+            overlay = preprocessing_cfg(OmegaConf.create(stored["data"]))
     elif args.pretrained:
         model_cfg["pretrained"] = True
     if not model_cfg.get("name"):

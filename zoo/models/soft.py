@@ -40,7 +40,7 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..layers.checks import check_image_input
+from ..layers.checks import check_image_input, model_name
 from ..layers.ggem import supports_ggem
 from ..layers.soft_attention import SoftAttention
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
@@ -346,8 +346,7 @@ class SOFT(nn.Module):
 
     @property
     def pretrained_cfg_name(self) -> str:
-        cfg = getattr(self, "pretrained_cfg", None) or {}
-        return cfg.get("architecture", type(self).__name__)
+        return model_name(self)
 
     def min_input_size(self) -> tuple[int, int]:
         """The smallest (H, W) every SOFT stage's landmark pooling can take (29 x 29 for 8, 4, 2)."""
@@ -579,34 +578,36 @@ def _cfg(checkpoint: Optional[str] = None, normalized: bool = False, **kwargs: A
     }
 
 
+# Released variants: tag -> the Drive file's README name.
+_RELEASED = {
+    "soft_tiny.in1k": "SOFT_Tiny",
+    "soft_tiny.in1k_cuda": "SOFT_Tiny_cuda",
+    "soft_norm_tiny.in1k": "SOFT_Tiny_norm",
+    # The released Small-Norm file most likely has the README's 24M depths (specs/soft.md §3);
+    # both names point at it and the filter says which one it fits.
+    "soft_norm_small.in1k": "SOFT_Small_norm",
+    "soft_norm_small_24m.in1k": "SOFT_Small_norm",
+    "soft_norm_medium.in1k": "SOFT_Medium_norm",
+    "soft_norm_large.in1k": "SOFT_Large_norm",
+}
+
 default_cfgs = generate_default_cfgs({
-    "soft_tiny.in1k": _cfg("SOFT_Tiny"),
-    "soft_tiny.in1k_cuda": _cfg("SOFT_Tiny_cuda"),
+    **{tag: _cfg(checkpoint, tag.startswith("soft_norm_")) for tag, checkpoint in _RELEASED.items()},
     "soft_small": _cfg(),
     "soft_small_24m": _cfg(),
     "soft_medium": _cfg(),
     "soft_large": _cfg(),
     "soft_huge": _cfg(),
-    "soft_norm_tiny.in1k": _cfg("SOFT_Tiny_norm", True),
-    # The released Small-Norm file most likely has the README's 24M depths (specs/soft.md §3);
-    # both names point at it and the filter says which one it fits.
-    "soft_norm_small.in1k": _cfg("SOFT_Small_norm", True),
-    "soft_norm_small_24m.in1k": _cfg("SOFT_Small_norm", True),
-    "soft_norm_medium.in1k": _cfg("SOFT_Medium_norm", True),
-    "soft_norm_large.in1k": _cfg("SOFT_Large_norm", True),
     "soft_norm_huge": _cfg(None, True),
 })
-
-_DRIVE_OF_URL = {_drive_link(checkpoint): checkpoint for checkpoint in _DRIVE}
 
 # Google Drive serves public files to a program through the direct link, but it answers with a
 # web page when a file's quota is spent (zoo.pretrained then says to download it by hand from the
 # view page). The official evaluation loads the EMA weights (soft.md §7).
 register_official_files({
-    f"{name}.{tag}": OfficialFile(f"{checkpoint}.pth", _drive_link(checkpoint), weights_key="state_dict_ema",
-                                  page=_drive_page(checkpoint))
-    for name, cfg in default_cfgs.items() for tag in cfg.tags
-    for checkpoint in [_DRIVE_OF_URL.get(cfg.cfgs[tag].url)] if checkpoint
+    tag: OfficialFile(f"{checkpoint}.pth", _drive_link(checkpoint), weights_key="state_dict_ema",
+                      page=_drive_page(checkpoint))
+    for tag, checkpoint in _RELEASED.items()
 })
 
 
