@@ -47,21 +47,31 @@ def test_vig_h_backbone_fixture_on_triton_path():
     golden.assert_close(t.concat([f.cpu() for f in run(backbone, golden)]))
 
 
+# float32 gradients of this model, compared with the float64 reference: bounded by the dtype and each
+# gradient's magnitude, never by another float32 run's rounding (that changes with threads and order).
+# Backward through ~30 normalised layers amplifies float32 rounding (eps 1.2e-7) about 10^3-fold
+# (the float32 reference path is off by up to 6e-5 of a tensor's largest gradient); a wrong kernel
+# gradient is off by O(1). A gradient that is zero in exact arithmetic (the gate of a 1-token map)
+# still picks up rounding from its neighbours: the floor is relative to the model's largest gradient.
+GRAD_RTOL_FP32 = 1e-3
+GRAD_FLOOR_FP32 = 1e-6
+
+
 def test_triton_path_trains():
-    """Gradients through the model on the Triton path: against the float64 reference path, no
-    worse than the float32 reference path (both lose ~1e-4 here: RMSNorms amplify rounding)."""
+    """Gradients through the model on the Triton path match the float64 reference path."""
     golden = load_golden("vig__h_tiny_cfg")
     image = golden.input[:1, :, :24, :24]  # token grids 6x6 (ragged chunk), 3x3, 2x2, 1x1
     grads = []
-    for impl, dtype, device in (("reference", torch.float64, "cpu"), ("reference", torch.float32, "cpu"),
-                                ("triton", torch.float32, DEVICE)):
+    for impl, dtype, device in (("reference", torch.float64, "cpu"), ("triton", torch.float32, DEVICE)):
         model = t.build_hier(golden, kernel_impl=impl).train()
         model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model))
         model.to(device=device, dtype=dtype)
         model(image.to(device=device, dtype=dtype)).logsumexp(-1).sum().backward()
         grads.append({n: p.grad.double().cpu() for n, p in model.named_parameters()})
-    exact, ref32, triton32 = grads
+    exact, triton32 = grads
+    largest = max(g.abs().max().item() for g in exact.values())
+    assert largest > 0
     for name, g in exact.items():
-        err_ref = (ref32[name] - g).abs().max().item()
-        err_triton = (triton32[name] - g).abs().max().item()
-        assert err_triton <= 3 * err_ref + 1e-6 * max(1.0, g.abs().max().item()), (name, err_triton, err_ref)
+        err = (triton32[name] - g).abs().max().item()
+        bound = GRAD_RTOL_FP32 * g.abs().max().item() + GRAD_FLOOR_FP32 * largest
+        assert err <= bound, f"{name}: max abs error {err:.3g} > {bound:.3g} (largest |grad| {g.abs().max().item():.3g})"
