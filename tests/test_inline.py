@@ -49,27 +49,11 @@ def build(golden: Golden, **kwargs) -> torch.nn.Module:
     return zoo.create_model(name, **{**args, **kwargs}).eval()
 
 
-def use_fixture_masks(model: torch.nn.Module, golden: Golden) -> None:
-    """Give the shifted softmax blocks the fixture's `attn_mask` buffers.
-
-    The Swin fixture's `attn_mask` was re-drawn at random with the weights (its
-    notes say it was kept), and the official model used it as loaded; real
-    checkpoints hold the -100 / 0 mask, which the filter drops and the model
-    rebuilds (checked in test_swin_shifted_mask_is_the_official_one).
-    """
-    for key, mask in golden.state_dict.items():
-        if key.endswith("attn_mask"):
-            stage, block = int(key.split(".")[1]), int(key.split(".")[3])
-            assert set(mask.unique().tolist()) != {0.0, -100.0}, "fixture mask is geometric now: drop this patch"
-            model.stages[stage].blocks[block].attn_mask = mask.clone()
-
-
 @pytest.mark.parametrize("name", FIXTURES)
 def test_matches_official(name):
     golden = load_golden(name)
     model = build(golden)
     model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model))
-    use_fixture_masks(model, golden)
     with torch.no_grad():
         golden.assert_close(model(golden.input))
 
@@ -90,12 +74,22 @@ def test_swin_shifted_mask_is_the_official_one():
     assert [b.attn_mask is None for b in model.stages[2].blocks[1:]] == [False, True]
 
 
+def test_swin_fixture_holds_the_mask_the_model_builds():
+    """The official file's `attn_mask` (dropped by the filter) is the mask the zoo rebuilds from the geometry."""
+    golden = load_golden("inline__swin_tiny_cfg")
+    model = build(golden)
+    masks = {k: v for k, v in golden.state_dict.items() if k.endswith("attn_mask")}
+    assert masks, "the Swin fixture stores the shifted blocks' masks"
+    for key, mask in masks.items():
+        stage, block = int(key.split(".")[1]), int(key.split(".")[3])
+        torch.testing.assert_close(model.stages[stage].blocks[block].attn_mask, mask, rtol=0, atol=0, msg=key)
+
+
 @pytest.mark.parametrize("name", ["inline__swin_tiny_cfg", "inline__pvt_tiny_cfg", "inline__cswin_tiny_cfg"])
 def test_features_only_loads_classifier_checkpoint(name):
     golden = load_golden(name)
     model = build(golden, features_only=True)
     model.model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model.model))
-    use_fixture_masks(model.model, golden)
     patch = golden.constructor["patch_size"]  # the Swin fixture's patch 2 gives the official 224 grids at 112
     reductions = [patch * 2 ** i for i in range(4)]
     assert model.feature_info.reduction() == reductions
@@ -147,7 +141,6 @@ def test_official_file_loads_through_pretrained_path(name, tmp_path):
     model = timm.create_model(
         variant, pretrained=True, pretrained_cfg_overlay=dict(file=str(path), num_classes=kwargs["num_classes"]),
         **kwargs).eval()
-    use_fixture_masks(model, golden)
     with torch.no_grad():
         golden.assert_close(model(golden.input))
 
@@ -281,11 +274,10 @@ def test_linear_attention_has_no_rope_for_inline():
 TRITON_FIXTURE_SCRIPT = """
 import sys, torch
 sys.path.insert(0, {tests!r})
-from test_inline import build, checkpoint_filter_fn, load_golden, use_fixture_masks
+from test_inline import build, checkpoint_filter_fn, load_golden
 golden = load_golden({name!r})
 model = build(golden)
 model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model))
-use_fixture_masks(model, golden)
 with torch.no_grad():
     print(golden.assert_close(model(golden.input)))
 """
