@@ -3,77 +3,141 @@
     from zoo.kernels.gaussian_attention import gaussian_attention
     x = gaussian_attention(q, landmarks, mixing, v)      # (B, H, N, e)
 
-On CUDA the fused Triton kernels run: K1 is built tile by tile in registers
-from the direct-subtraction distance and never stored, forward or backward
-(memory O(N (d + e) + m^2) per head instead of O(N m)). On CPU the plain
-PyTorch reference (`reference.py`) runs. Force either with `impl=` or the
-environment variable `ZOO_KERNELS_IMPL` ('triton' / 'reference'); under
-`TRITON_INTERPRET=1` the Triton path also runs on CPU tensors when forced.
+The computation is the PyTorch op `torch.ops.zoo.gaussian_attention` (visible to
+`torch.compile(fullgraph=True)`, `torch.export` and `FlopCounterMode`); the Triton
+path's backward is `torch.ops.zoo.gaussian_attention_backward`. On CUDA the fused
+Triton kernels run: K1 is built tile by tile in registers from the direct-subtraction
+distance and never stored, forward or backward (memory O(N (d + e) + m^2) per head
+instead of O(N m)). On CPU the plain PyTorch reference (`reference.py`) runs, its
+backward autograd through it. Force either with `impl=` or the environment variable
+`ZOO_KERNELS_IMPL` ('triton' / 'reference' / 'auto'); under `TRITON_INTERPRET=1` the
+Triton path also runs on CPU tensors when forced (`zoo.kernels._dispatch`).
+
+FLOPs (`FlopCounterMode`), per batch item and head, at 2 per multiply-add: the
+query-landmark distances 2 N m d (as the matrix product of their expanded form),
+K1^T V and K1 (M S) 2 N m e each, M S 2 m^2 e: 2 N m d + 4 N m e + 2 m^2 e. The
+backward counts twice the forward.
+
+sm_90 compile of the launched configurations (`tests/kernels/aot_compile.py`, Triton 3.8):
+registers and spills are not recorded yet (see `aot_compile.py --resources`).
 """
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import torch
+from torch.utils.flop_counter import register_flop_formula
 
+from .._dispatch import (
+    check_positive, check_same_device, check_tensor, reference_grads, requested_impl, resolve_impl, shape_error,
+    triton_unsupported,
+)
 from .reference import gaussian_attention_reference, gaussian_kernel, squared_distance
 
-__all__ = ["gaussian_attention", "gaussian_attention_reference", "gaussian_kernel", "squared_distance"]
+__all__ = ["gaussian_attention", "gaussian_attention_reference", "gaussian_kernel", "squared_distance",
+           "gaussian_attention_flops"]
 
-_IMPLS = ("triton", "reference")
-
-
-class _GaussianAttentionTriton(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, landmarks, mixing, v):
-        from .triton_gaussian_attention import gaussian_attention_fwd
-        b, h, n, d = q.shape
-        m, e = landmarks.shape[-2], v.shape[-1]
-        q3 = q.reshape(b * h, n, d).contiguous()
-        l3 = landmarks.reshape(b * h, m, d).contiguous()
-        m3 = mixing.reshape(b * h, m, m).float().contiguous()
-        v3 = v.reshape(b * h, n, e).contiguous()
-        out, s, t = gaussian_attention_fwd(q3, l3, m3, v3)
-        ctx.save_for_backward(q3, l3, m3, v3, s, t)
-        ctx.shapes = (b, h, landmarks.dtype, mixing.dtype)
-        return out.reshape(b, h, n, e)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        from .triton_gaussian_attention import gaussian_attention_bwd
-        q3, l3, m3, v3, s, t = ctx.saved_tensors
-        b, h, l_dtype, m_dtype = ctx.shapes
-        dx = grad_out.reshape(v3.shape).contiguous()
-        dq, dl, dm, dv = gaussian_attention_bwd(q3, l3, m3, v3, s, t, dx)
-        n, d = q3.shape[1:]
-        m, e = l3.shape[1], v3.shape[2]
-        return (dq.reshape(b, h, n, d), dl.reshape(b, h, m, d).to(l_dtype),
-                dm.reshape(b, h, m, m).to(m_dtype), dv.reshape(b, h, n, e))
+OP = "gaussian_attention"
+SHAPES = {"q": "(B, H, N, d)", "landmarks": "(B, H, m, d)", "mixing": "(B, H, m, m)", "v": "(B, H, N, e)"}
 
 
-def _check(q: torch.Tensor, landmarks: torch.Tensor, mixing: torch.Tensor, v: torch.Tensor) -> None:
-    if q.ndim != 4 or landmarks.ndim != 4 or mixing.ndim != 4 or v.ndim != 4:
-        raise ValueError(
-            "gaussian_attention takes 4-D tensors q (B, H, N, d), landmarks (B, H, m, d), mixing (B, H, m, m), "
-            f"v (B, H, N, e); got {tuple(q.shape)}, {tuple(landmarks.shape)}, {tuple(mixing.shape)}, {tuple(v.shape)}")
+def _check_inputs(q, landmarks, mixing, v) -> None:
+    for name, t in zip(SHAPES, (q, landmarks, mixing, v)):
+        check_tensor(OP, name, t, SHAPES[name], ndim=4)
     b, h, n, d = q.shape
     m = landmarks.shape[2]
-    if (landmarks.shape != (b, h, m, d) or mixing.shape != (b, h, m, m)
-            or v.shape[:3] != (b, h, n)):
-        raise ValueError(
-            f"gaussian_attention shapes do not fit: q {tuple(q.shape)} = (B, H, N, d) needs landmarks (B, H, m, d), "
-            f"mixing (B, H, m, m), v (B, H, N, e); got landmarks {tuple(landmarks.shape)}, "
-            f"mixing {tuple(mixing.shape)}, v {tuple(v.shape)}")
+    if landmarks.shape != (b, h, m, d) or mixing.shape != (b, h, m, m) or v.shape[:3] != (b, h, n):
+        raise shape_error(OP, "q (B, H, N, d), landmarks (B, H, m, d), mixing (B, H, m, m), v (B, H, N, e)",
+                          q=q, landmarks=landmarks, mixing=mixing, v=v)
+    check_positive(OP, "the head dim d", d, f"q (B, H, N, d) = {tuple(q.shape)}")
+    check_positive(OP, "the landmark count m", m, f"landmarks (B, H, m, d) = {tuple(landmarks.shape)}")
+    check_positive(OP, "the value dim e", v.shape[-1], f"v (B, H, N, e) = {tuple(v.shape)}")
+    check_same_device(OP, q=q, landmarks=landmarks, mixing=mixing, v=v)
 
 
-def _resolve_impl(impl: Optional[str], device: torch.device) -> str:
-    impl = impl or os.environ.get("ZOO_KERNELS_IMPL") or ("triton" if device.type == "cuda" else "reference")
-    if impl not in _IMPLS:
-        raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
-    if impl == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-        raise RuntimeError("the Triton path needs CUDA tensors (or TRITON_INTERPRET=1 to run it on CPU)")
-    return impl
+def _path(q, landmarks, mixing, v, impl: str) -> str:
+    """'triton' or 'reference' (mixing runs in float32 on the Triton path, any float dtype will do);
+    an empty grid (B, H or N zero) cannot launch, the reference returns it."""
+    unsupported = triton_unsupported(q.device, [q.dtype, landmarks.dtype, v.dtype])
+    path = resolve_impl(OP, impl, q.device, unsupported)
+    return path if q.shape[0] * q.shape[1] * q.shape[2] > 0 else "reference"
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """(B, H, R, C) -> contiguous (B * H, R, C), the kernels' layout."""
+    return t.reshape(-1, *t.shape[2:]).contiguous()
+
+
+@torch.library.custom_op("zoo::gaussian_attention", mutates_args=())
+def gaussian_attention_op(q: torch.Tensor, landmarks: torch.Tensor, mixing: torch.Tensor, v: torch.Tensor,
+                          impl: str) -> list[torch.Tensor]:
+    """[X] on the reference path; [X, S = K1^T V, T = M S] ((B * H, m, e) float32) on the Triton path."""
+    _check_inputs(q, landmarks, mixing, v)
+    if _path(q, landmarks, mixing, v, impl) == "reference":
+        return [gaussian_attention_reference(q, landmarks, mixing, v).contiguous()]
+    from .triton_gaussian_attention import gaussian_attention_fwd
+    out, s, t = gaussian_attention_fwd(_flat(q), _flat(landmarks), _flat(mixing.float()), _flat(v))
+    return [out.reshape(v.shape), s, t]
+
+
+@gaussian_attention_op.register_fake
+def _(q, landmarks, mixing, v, impl):
+    _check_inputs(q, landmarks, mixing, v)
+    out = v.new_empty(v.shape)
+    if _path(q, landmarks, mixing, v, impl) == "reference":
+        return [out]
+    b, h, m, e = *q.shape[:2], landmarks.shape[2], v.shape[-1]
+    return [out, *(q.new_empty((b * h, m, e), dtype=torch.float32) for _ in range(2))]
+
+
+@torch.library.custom_op("zoo::gaussian_attention_backward", mutates_args=())
+def gaussian_attention_backward_op(dx: torch.Tensor, q: torch.Tensor, landmarks: torch.Tensor, mixing: torch.Tensor,
+                                   v: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:
+    """[dq, dlandmarks, dmixing, dv] of the Triton path, each in its input's dtype."""
+    from .triton_gaussian_attention import gaussian_attention_bwd
+    dq, dl, dm, dv = gaussian_attention_bwd(_flat(q), _flat(landmarks), _flat(mixing.float()), _flat(v), s, t,
+                                            _flat(dx))
+    return [dq.reshape(q.shape), dl.reshape(landmarks.shape).to(landmarks.dtype),
+            dm.reshape(mixing.shape).to(mixing.dtype), dv.reshape(v.shape)]
+
+
+@gaussian_attention_backward_op.register_fake
+def _(dx, q, landmarks, mixing, v, s, t):
+    return [x.new_empty(x.shape) for x in (q, landmarks, mixing, v)]
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs[:4], *output[1:])
+
+
+def _backward(ctx, grads):
+    q, landmarks, mixing, v, *saved = ctx.saved_tensors
+    if saved:
+        dq, dl, dm, dv = gaussian_attention_backward_op(grads[0], q, landmarks, mixing, v, *saved)
+    else:  # the reference path: autograd through the reference
+        dq, dl, dm, dv = reference_grads(gaussian_attention_reference, (q, landmarks, mixing, v), grads[0])
+    return dq, dl, dm, dv, None
+
+
+gaussian_attention_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def gaussian_attention_flops(q_shape, landmarks_shape, v_shape) -> int:
+    """The forward's FLOPs (see the module docstring) for q (B, H, N, d), landmarks (B, H, m, d), v (B, H, N, e)."""
+    b, h, n, d = q_shape
+    m, e = landmarks_shape[2], v_shape[-1]
+    return b * h * (2 * n * m * d + 4 * n * m * e + 2 * m * m * e)
+
+
+@register_flop_formula(torch.ops.zoo.gaussian_attention)
+def _flops(q_shape, landmarks_shape, mixing_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    return gaussian_attention_flops(q_shape, landmarks_shape, v_shape)
+
+
+@register_flop_formula(torch.ops.zoo.gaussian_attention_backward)
+def _backward_flops(dx_shape, q_shape, landmarks_shape, mixing_shape, v_shape, *args, out_shape=None,
+                    **kwargs) -> int:
+    return 2 * gaussian_attention_flops(q_shape, landmarks_shape, v_shape)
 
 
 def gaussian_attention(
@@ -88,14 +152,14 @@ def gaussian_attention(
     Args:
         q: queries (B, H, N, d).
         landmarks: (B, H, m, d).
-        mixing: (B, H, m, m); used in float32.
+        mixing: (B, H, m, m); used in float32 on the Triton path.
         v: values (B, H, N, e).
-        impl: 'triton' (CUDA, or CPU under TRITON_INTERPRET=1), 'reference', or None:
+        impl: 'triton' (CUDA, or CPU under TRITON_INTERPRET=1), 'reference', 'auto' or None:
             `ZOO_KERNELS_IMPL`, else Triton on CUDA and the reference elsewhere.
     Returns:
         (B, H, N, e) in v's dtype; differentiable in all four inputs. Accumulation is float32.
     """
-    _check(q, landmarks, mixing, v)
-    if _resolve_impl(impl, q.device) == "reference":
-        return gaussian_attention_reference(q, landmarks, mixing, v)
-    return _GaussianAttentionTriton.apply(q, landmarks, mixing, v)
+    impl = requested_impl(OP, impl)
+    _check_inputs(q, landmarks, mixing, v)
+    _path(q, landmarks, mixing, v, impl)  # a forced path the inputs cannot take fails here, before the op
+    return gaussian_attention_op(q, landmarks, mixing, v, impl)[0]

@@ -4,84 +4,136 @@
 
 Hard reset, input decay, Heaviside spikes with ties spiking, sigmoid
 surrogate gradient, optional detached reset (the definition is in
-`reference.py`). Two implementations:
+`reference.py`). The computation is the PyTorch op `torch.ops.zoo.multistep_lif`
+(visible to `torch.compile(fullgraph=True)`, `torch.export` and `FlopCounterMode`);
+the Triton path's backward is `torch.ops.zoo.multistep_lif_backward`. Two paths
+(`zoo.kernels._dispatch`):
 
-- `reference`: the PyTorch loop over T, backward by autograd (CPU default);
+- `reference`: the PyTorch loop over T, backward by autograd through it (CPU default);
 - `triton`: one fused launch for the forward over all T steps and one for the
   whole BPTT backward, membrane in registers (CUDA default; runs on CPU
   tensors under TRITON_INTERPRET=1 when forced).
 
 Pick with `impl=` ("auto", "triton", "reference") or the environment variable
 `ZOO_KERNELS_IMPL`; the argument wins. Triton is imported only when its path runs.
+
+FLOPs (`FlopCounterMode`): the neuron has no matrix product, so its elementwise
+operations are counted, per neuron and step: forward 6 (charge h = v + (x - (v - v_r)) / tau:
+4; fire: 1 comparison; hard reset: 1 select); the Triton backward 12 (surrogate
+sg = alpha sig(alpha u) (1 - sig(alpha u)): 6; dv/dh = 1 - s: 1; the BPTT update
+g = gs sg + g (1 - 1/tau) dv/dh: 4; g / tau: 1), 15 without detach_reset (dv/dh
+gains (v_r - h) sg: 3).
+
+sm_90 compile of the launched configurations (`tests/kernels/aot_compile.py`, Triton 3.8):
+registers and spills are not recorded yet (see `aot_compile.py --resources`).
 """
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import torch
+from torch.utils.flop_counter import register_flop_formula
 
-from .reference import lif_backward_reference, multistep_lif_reference
+from .._dispatch import (
+    FLOAT_DTYPES, check_tensor, reference_grads, requested_impl, resolve_impl, triton_unsupported,
+)
+from .reference import compute_dtype, lif_backward_reference, multistep_lif_reference
 
-__all__ = ["multistep_lif", "multistep_lif_reference", "lif_backward_reference", "resolve_impl", "IMPLS", "ENV_IMPL"]
+__all__ = ["multistep_lif", "multistep_lif_reference", "lif_backward_reference", "multistep_lif_flops"]
 
-IMPLS = ("auto", "triton", "reference")
-
-
-ENV_IMPL = "ZOO_KERNELS_IMPL"
-
-
-def _triton_interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+OP = "multistep_lif"
 
 
-def _triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _check_inputs(x, tau: float) -> None:
+    check_tensor(OP, "x", x, "(T, ...)")
+    if x.dim() < 1 or x.shape[0] < 1:
+        raise ValueError(f"{OP}: expects a time-major tensor (T, ...) with T >= 1, got shape {tuple(x.shape)}")
+    if not tau > 0:
+        raise ValueError(f"{OP}: tau must be positive, got {tau}")
 
 
-def resolve_impl(x: torch.Tensor, impl: Optional[str] = None) -> str:
-    """'triton' or 'reference' for x: the argument, else ZOO_KERNELS_IMPL for 'auto', else by device."""
-    if impl is not None and impl not in IMPLS:
-        raise ValueError(f"multistep_lif: impl must be one of {IMPLS}, got {impl!r}")
-    choice = impl or "auto"
-    if choice == "auto":
-        choice = os.environ.get(ENV_IMPL, "") or "auto"
-        if choice not in IMPLS:
-            raise ValueError(f"environment variable {ENV_IMPL} must be one of {IMPLS}, got {choice!r}")
-    if choice == "auto":
-        return "triton" if x.is_cuda and _triton_available() else "reference"
-    if choice == "triton" and not x.is_cuda and not _triton_interpreted():
-        raise ValueError(
-            "multistep_lif: the Triton path needs CUDA tensors (or TRITON_INTERPRET=1, set before the kernel "
-            f"is first used, for CPU tensors), got device {x.device}; use impl='reference'")
-    return choice
+def _path(x: torch.Tensor, impl: str) -> str:
+    return resolve_impl(OP, impl, x.device, triton_unsupported(x.device, [x.dtype], FLOAT_DTYPES))
 
 
-class _MultiStepLIFTriton(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset):
-        from .triton_lif import lif_forward_triton
+@torch.library.custom_op("zoo::multistep_lif", mutates_args=())
+def multistep_lif_op(x: torch.Tensor, tau: float, v_threshold: float, v_reset: float, surrogate_alpha: float,
+                     detach_reset: bool, impl: str, store_membrane: bool) -> list[torch.Tensor]:
+    """[spikes]; on the Triton path with store_membrane, [spikes, h], h the charged membrane
+    (T, numel / T) in the compute dtype, which its backward reads."""
+    _check_inputs(x, tau)
+    if _path(x, impl) == "reference":
+        return [multistep_lif_reference(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset).contiguous()]
+    from .triton_lif import lif_forward_triton
+    spikes, h = lif_forward_triton(x.reshape(x.shape[0], -1).contiguous(), tau, v_threshold, v_reset, store_membrane)
+    return [spikes.view(x.shape)] + ([h] if store_membrane else [])
 
-        x2d = x.reshape(x.shape[0], -1).contiguous()
-        spikes, h = lif_forward_triton(x2d, tau, v_threshold, v_reset, store_h=True)
-        ctx.save_for_backward(h)
-        ctx.params = (tau, v_threshold, v_reset, surrogate_alpha, detach_reset)
-        ctx.shape, ctx.dtype = x.shape, x.dtype
-        return spikes.view(x.shape)
 
-    @staticmethod
-    def backward(ctx, grad_spikes):
-        from .triton_lif import lif_backward_triton
+@multistep_lif_op.register_fake
+def _(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset, impl, store_membrane):
+    _check_inputs(x, tau)
+    spikes = x.new_empty(x.shape)
+    if _path(x, impl) == "reference" or not store_membrane:
+        return [spikes]
+    return [spikes, x.new_empty((x.shape[0], x.numel() // x.shape[0]), dtype=compute_dtype(x.dtype))]
 
-        (h,) = ctx.saved_tensors
-        tau, v_threshold, v_reset, alpha, detach_reset = ctx.params
-        g2d = grad_spikes.reshape(h.shape).contiguous()
-        grad_x = lif_backward_triton(g2d, h, ctx.dtype, tau, v_threshold, v_reset, alpha, detach_reset)
-        return grad_x.view(ctx.shape), None, None, None, None, None
+
+@torch.library.custom_op("zoo::multistep_lif_backward", mutates_args=())
+def multistep_lif_backward_op(grad_spikes: torch.Tensor, h: torch.Tensor, dtype: torch.dtype, tau: float,
+                              v_threshold: float, v_reset: float, surrogate_alpha: float,
+                              detach_reset: bool) -> torch.Tensor:
+    """dL/dx, (T, numel / T) in `dtype`, of the Triton path from the forward's membrane h."""
+    from .triton_lif import lif_backward_triton
+    return lif_backward_triton(grad_spikes.reshape(h.shape).contiguous(), h, dtype, tau, v_threshold, v_reset,
+                               surrogate_alpha, detach_reset)
+
+
+@multistep_lif_backward_op.register_fake
+def _(grad_spikes, h, dtype, tau, v_threshold, v_reset, surrogate_alpha, detach_reset):
+    return h.new_empty(h.shape, dtype=dtype)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, *params, impl, _ = inputs
+    ctx.params = params  # tau, v_threshold, v_reset, surrogate_alpha, detach_reset
+    ctx.triton = _path(x, impl) == "triton"
+    # the Triton backward reads the membrane; without it (not stored), it is recomputed from x
+    ctx.save_for_backward(x if not ctx.triton or len(output) == 1 else None, *output[1:])
+    ctx.shape, ctx.dtype = x.shape, x.dtype
+
+
+def _backward(ctx, grads):
+    x, *saved = ctx.saved_tensors
+    if not ctx.triton:  # the reference path: autograd through the reference
+        (grad_x,) = reference_grads(lambda t: multistep_lif_reference(t, *ctx.params), (x,), grads[0])
+        return grad_x, None, None, None, None, None, None, None
+    h = saved[0] if saved else multistep_lif_op(x, *ctx.params, "triton", True)[1]
+    grad_x = multistep_lif_backward_op(grads[0], h, ctx.dtype, *ctx.params)
+    return grad_x.view(ctx.shape), None, None, None, None, None, None, None
+
+
+multistep_lif_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def multistep_lif_flops(x_shape, backward: bool = False, detach_reset: bool = True) -> int:
+    """FLOPs (see the module docstring) of the forward, or of the Triton backward, for x of shape (T, ...)."""
+    numel = 1
+    for size in x_shape:
+        numel *= size
+    if not backward:
+        return 6 * numel
+    return (12 if detach_reset else 15) * numel
+
+
+@register_flop_formula(torch.ops.zoo.multistep_lif)
+def _flops(x_shape, *args, out_shape=None, **kwargs) -> int:
+    return multistep_lif_flops(x_shape)
+
+
+@register_flop_formula(torch.ops.zoo.multistep_lif_backward)
+def _backward_flops(grad_shape, h_shape, dtype, tau, v_threshold, v_reset, surrogate_alpha, detach_reset,
+                    out_shape=None, **kwargs) -> int:
+    return multistep_lif_flops(h_shape, backward=True, detach_reset=detach_reset)
 
 
 def multistep_lif(
@@ -105,18 +157,9 @@ def multistep_lif(
         detach_reset: treat the reset as a constant in the backward.
         impl: 'auto' (Triton on CUDA, reference otherwise), 'triton' or 'reference'.
     """
-    if x.dim() < 1 or x.shape[0] < 1:
-        raise ValueError(f"multistep_lif expects a time-major tensor (T, ...) with T >= 1, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"multistep_lif expects a floating-point tensor, got {x.dtype}")
-    if tau <= 0:
-        raise ValueError(f"tau must be positive, got {tau}")
-    if resolve_impl(x, impl) == "triton":
-        if not (torch.is_grad_enabled() and x.requires_grad):  # inference: spikes only, nothing saved
-            from .triton_lif import lif_forward_triton
-
-            spikes, _ = lif_forward_triton(x.reshape(x.shape[0], -1).contiguous(), tau, v_threshold, v_reset, False)
-            return spikes.view(x.shape)
-        return _MultiStepLIFTriton.apply(x, float(tau), float(v_threshold), float(v_reset),
-                                         float(surrogate_alpha), bool(detach_reset))
-    return multistep_lif_reference(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset)
+    impl = requested_impl(OP, impl)
+    _check_inputs(x, tau)
+    _path(x, impl)  # a forced path the inputs cannot take fails here, before the op
+    store_membrane = torch.is_grad_enabled() and x.requires_grad  # inference: spikes only, nothing saved
+    return multistep_lif_op(x, float(tau), float(v_threshold), float(v_reset), float(surrogate_alpha),
+                            bool(detach_reset), impl, store_membrane)[0]
