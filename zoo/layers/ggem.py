@@ -54,7 +54,7 @@ from .checks import model_name
 
 __all__ = [
     "GGeM", "ggem", "create_global_pool", "apply_ggem", "remove_ggem", "default_ggem_groups",
-    "supports_ggem", "pop_ggem_kwargs", "fill_missing_ggem_p", "GGEM_KWARGS",
+    "supports_ggem", "pop_ggem_kwargs", "fill_missing_ggem_p", "GGEM_KWARGS", "pooled_width",
 ]
 
 _LAYOUTS = ("contiguous", "strided")
@@ -303,9 +303,19 @@ def _pool_format(pool: nn.Module) -> tuple[str, bool]:
     return input_fmt, flatten
 
 
+def pooled_width(model: nn.Module) -> Optional[int]:
+    """The channels a model's global pool sees: `model.pooled_features` where the head changes the
+    width before pooling (RAVLT / MAViT pool their 1x1 projection, 1024 to 2560 wide), else
+    `model.num_features` (timm's convention: the head pools the backbone's output)."""
+    width = getattr(model, "pooled_features", None)
+    if width is None:
+        width = getattr(model, "num_features", None)
+    return width if isinstance(width, int) else None
+
+
 def check_ggem_groups(model: nn.Module, num_groups: int, default: bool = False) -> None:
     """Fail at build time, not at the first forward, when G does not divide the pooled channels."""
-    channels = getattr(model, "num_features", None)
+    channels = pooled_width(model)
     if not isinstance(channels, int) or num_groups < 1 or channels % num_groups == 0:
         return
     divisors = [d for d in range(1, channels + 1) if channels % d == 0]
@@ -369,7 +379,7 @@ def apply_ggem(
         if getattr(model, "pool_include_prefix", False):
             raise ValueError("GGeM pools the patch tokens only; the model has pool_include_prefix=True")
         prefix = model.num_prefix_tokens if kind == "eva" else 0  # ViT's pool() slices them itself
-        model.attn_pool = GGeM(model.num_features, num_groups, input_fmt="NLC", num_prefix_tokens=prefix,
+        model.attn_pool = GGeM(pooled_width(model), num_groups, input_fmt="NLC", num_prefix_tokens=prefix,
                                device=device, **kwargs)
         slot = dict(path="attn_pool", base_pool=model.global_pool)
         model.global_pool = "ggem"

@@ -27,7 +27,7 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter_fn
 
-from ..layers.checks import check_image_input, model_name
+from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name, shared_model_args
 from ..layers.ggem import GGeM, check_ggem_groups
 from ..pretrained import TIMM_HUB_FILENAME, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict
@@ -35,6 +35,7 @@ from ._checkpoint import check_state_dict
 __all__ = ["GGeMVisionTransformer"]
 
 
+@handles_empty_batch
 class GGeMVisionTransformer(VisionTransformer):
     """timm's VisionTransformer that also takes `global_pool='ggem'`.
 
@@ -57,6 +58,7 @@ class GGeMVisionTransformer(VisionTransformer):
             fc_norm: Optional[bool] = None,
             **kwargs: Any,
     ):
+        check_model_args(type(self).__name__, **shared_model_args(kwargs))
         use_ggem = global_pool == "ggem"
         if use_ggem and fc_norm is None:
             fc_norm = False  # norm -> GGeM -> head (specs/ggem.md §2.7)

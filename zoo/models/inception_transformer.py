@@ -41,7 +41,7 @@ from timm.layers import ClassifierHead, DropPath, LayerScale, Mlp, to_2tuple, tr
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 
-from ..layers.checks import check_image_input, model_name
+from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
 from ..layers.ggem import supports_ggem
 from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -247,6 +247,7 @@ class InceptionStage(nn.Module):
         return self.blocks(x)
 
 
+@handles_empty_batch
 class InceptionTransformer(nn.Module):
     """Inception Transformer: conv stem, four stages of inception-mixer blocks, LayerNorm,
     global pooling and a linear classifier.
@@ -291,6 +292,8 @@ class InceptionTransformer(nn.Module):
             drop_path_rate: float = 0.0,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         head_drop_rate=head_drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         num_stages = len(depths)
         if not (len(embed_dims) == len(num_heads) == len(pool_sizes) == len(layer_scale_init_values) == num_stages):
             raise ValueError(

@@ -41,7 +41,7 @@ from timm.models.swin_transformer import (
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from ..layers.checks import check_image_input, model_name
+from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name, shared_model_args
 from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.inline_attention import DynamicLocalConv, InLineAttention, linear_attention
@@ -110,6 +110,7 @@ class InLineViTAttention(InLineAttention):
         return super().forward(x, (side, side), self.num_prefix_tokens)
 
 
+@handles_empty_batch
 class InLineDeiT(VisionTransformer):
     """InLine-DeiT: timm's ViT (cls token, learned pos-embed, LayerNorm eps 1e-6) with InLine attention.
 
@@ -136,6 +137,9 @@ class InLineDeiT(VisionTransformer):
             drop_path_rate: float = 0.0,
             **kwargs: Any,
     ):
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         pos_drop_rate=pos_drop_rate, proj_drop_rate=proj_drop_rate, drop_path_rate=drop_path_rate,
+                         **shared_model_args(kwargs))
         h, w = to_2tuple(img_size)
         if h != w:
             raise ValueError(f"InLine-DeiT takes a square img_size (its attention assumes a square grid), got {h}x{w}")
@@ -176,6 +180,7 @@ class InLineDeiT(VisionTransformer):
 # --------------------------------------------------------------------------- hierarchical base
 
 
+@handles_empty_batch
 class _Pyramid(nn.Module):
     """What InLine-Swin / PVT / CSwin share: `stem`, four NHWC `stages`, final `norm`, `head`."""
 
@@ -450,6 +455,8 @@ class InLineSwin(_Pyramid):
             drop_path_rate: float = 0.0,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         proj_drop_rate=proj_drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         self.in_chans = in_chans
         self.img_size = to_2tuple(img_size)
         num_stages = len(depths)
@@ -592,6 +599,8 @@ class InLinePVT(_Pyramid):
             drop_path_rate: float = 0.0,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         pos_drop_rate=pos_drop_rate, proj_drop_rate=proj_drop_rate, drop_path_rate=drop_path_rate)
         self.in_chans = in_chans
         self.img_size = to_2tuple(img_size)
         self.min_size = patch_size * 2 ** (len(depths) - 1)
@@ -793,6 +802,8 @@ class InLineCSwin(_Pyramid):
             drop_path_rate: float = 0.0,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         proj_drop_rate=proj_drop_rate, drop_path_rate=drop_path_rate)
         size = to_2tuple(img_size)
         if size[0] != size[1] or size[0] % 32:
             raise ValueError(f"InLine-CSwin takes a square img_size that is a multiple of 32, got {size}")

@@ -37,7 +37,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
-from ..layers.checks import check_image_input, model_name
+from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
 from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.spiking import MultiStepLIF
@@ -286,6 +286,7 @@ class SpikingHead(nn.Module):
         return self.fc(self.drop(s)).mean(0)
 
 
+@handles_empty_batch
 class MaxFormer(nn.Module):
     """Max-Former (ImageNet): stride-4 spiking stem, DWC7 x1, Max-Pool embed, DWC5 x2, Max-Pool embed, SSA x7.
 
@@ -324,6 +325,8 @@ class MaxFormer(nn.Module):
             lif_impl: Optional[str] = None,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         drop_path_rate=drop_path_rate)
         if len(depths) != 3 or len(mixer_kernels) != 2:
             raise ValueError(f"Max-Former has 3 stages and 2 conv-mixer kernels; got depths={depths}, "
                              f"mixer_kernels={mixer_kernels}")

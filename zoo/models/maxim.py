@@ -52,7 +52,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..flax_convert import OPTIMIZER_TARGET, conv_kernel, conv_transpose_kernel, dense_kernel, is_flax_tree
-from ..layers.checks import check_image_input, model_name
+from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, strip_prefixes, unwrap_state_dict
 
@@ -119,8 +119,11 @@ def resize_bilinear(x: torch.Tensor, size: Size2) -> torch.Tensor:
     if tuple(x.shape[1:3]) == tuple(size):
         return x  # jax skips dimensions whose scale is 1
     antialias = size[0] < x.shape[1] or size[1] < x.shape[2]
-    y = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False, antialias=antialias)
-    return y.permute(0, 2, 3, 1)
+    # PyTorch's CPU antialiased resize has no float16 / bfloat16 kernel: resize in float32, round once.
+    reduced_on_cpu = x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16)
+    y = F.interpolate(x.permute(0, 3, 1, 2).float() if reduced_on_cpu else x.permute(0, 3, 1, 2), size=size,
+                      mode="bilinear", align_corners=False, antialias=antialias)
+    return y.to(x.dtype).permute(0, 2, 3, 1)
 
 
 def resize_nearest(x: torch.Tensor, size: Size2) -> torch.Tensor:
@@ -556,6 +559,7 @@ def pad_input(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> tuple[torch.Tens
     return x, (top, left)
 
 
+@handles_empty_batch
 class MAXIM(nn.Module):
     """MAXIM (`maxim.models.maxim.MAXIM`): a multi-stage, multi-scale multi-axis gated-MLP UNet.
 
@@ -600,6 +604,8 @@ class MAXIM(nn.Module):
             drop_path_rate: float = 0.0,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         drop_path_rate=drop_path_rate)
         if num_classes:
             raise ValueError(f"MAXIM is an image-to-image model without a classifier: num_classes must be 0, "
                              f"got {num_classes}")

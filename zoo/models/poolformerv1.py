@@ -35,8 +35,8 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models.metaformer import Downsampling, MetaFormer, Pooling
 from torch import nn
 
-from ..layers.checks import check_image_input, model_name
-from ..layers.ggem import GGeM, create_global_pool, fill_missing_ggem_p
+from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
+from ..layers.ggem import GGeM, check_ggem_groups, create_global_pool, fill_missing_ggem_p
 from ..pretrained import TIMM_HUB_FILENAME, OfficialFile, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_feature_norms, staged_intermediates
@@ -47,6 +47,7 @@ GN_EPS = 1e-5  # nn.GroupNorm's default, used by every official norm (spec §8: 
 GroupNorm = partial(GroupNorm1, eps=GN_EPS)
 
 
+@handles_empty_batch
 class PoolFormerV1(MetaFormer):
     """PoolFormer v1: timm's MetaFormer trunk with pooling mixers, GroupNorm, GELU MLPs,
     layer scale, and the official head (GroupNorm on the final map, mean, Linear).
@@ -92,6 +93,8 @@ class PoolFormerV1(MetaFormer):
             ggem_layout: str = "contiguous",
             ggem_p_min: Optional[float] = None,
     ):
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         proj_drop_rate=proj_drop_rate, drop_path_rate=drop_path_rate)
         if len(depths) != len(dims):
             raise ValueError(f"depths and dims need one entry per stage; got {len(depths)} and {len(dims)}")
         self.ggem_groups = ggem_groups
@@ -122,6 +125,8 @@ class PoolFormerV1(MetaFormer):
             ("norm", head.norm), ("global_pool", head.global_pool), ("flatten", head.flatten),
             ("drop", head.drop), ("fc", head.fc)]))
         if global_pool == "ggem":
+            if ggem_groups is not None:
+                check_ggem_groups(self, ggem_groups)
             self.head.global_pool = self._make_ggem()
         # Official init: only Linear layers and the MLP convs are trunc_normal(0.02).
         self.stem.conv.reset_parameters()

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..pretrained import build_zoo_model
 from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input, model_name
+from ..layers.checks import check_model_args, handles_empty_batch
 from ..layers.ggem import supports_ggem
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_staged, staged_intermediates
@@ -156,11 +157,17 @@ class ProjectionHead(nn.Module):
         width = self.hidden_size or self.in_dim
         self.fc = nn.Conv2d(width, num_classes, 1) if num_classes > 0 else nn.Identity()
 
+    @property
+    def pooled_features(self) -> int:
+        """The width the global pool sees: the projection's, or the stage output's without one."""
+        return self.hidden_size or self.in_dim
+
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(self.global_pool(self.act(self.norm(self.proj(x)))))
         return self.flatten(x if pre_logits else self.fc(x))
 
 
+@handles_empty_batch
 class RAVLT(nn.Module):
     """RAVLT / MAViT: conv stem, four stages of RoPE attention blocks, projection head.
 
@@ -199,6 +206,8 @@ class RAVLT(nn.Module):
             feature_norms: bool = False,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         drop_path_rate=drop_path_rate)
         num_stages = len(depths)
         if not (len(embed_dims) == len(num_heads) == len(layer_scale_init_values) == num_stages):
             raise ValueError(
@@ -278,6 +287,11 @@ class RAVLT(nn.Module):
     @property
     def pretrained_cfg_name(self) -> str:
         return model_name(self)
+
+    @property
+    def pooled_features(self) -> int:
+        """What the head pools (zoo.layers.ggem.pooled_width): the projection, wider than num_features."""
+        return self.head.pooled_features
 
     def forward_intermediates(
             self,

@@ -40,7 +40,7 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..layers.checks import check_image_input, model_name
+from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
 from ..layers.ggem import supports_ggem
 from ..layers.soft_attention import SoftAttention
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
@@ -206,6 +206,7 @@ def _tokens_to_map(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, *size)
 
 
+@handles_empty_batch
 class SOFT(nn.Module):
     """SOFT / SOFT-Norm: conv stem, three SOFT stages, a softmax stage with cls token, linear head.
 
@@ -257,6 +258,8 @@ class SOFT(nn.Module):
             drop_path_rate: float = 0.0,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         num_soft = len(depths) - 1
         if not (len(embed_dims) == len(num_heads) == len(pos_grids) == num_soft + 1
                 and len(sr_ratios) == len(conv_sizes) == num_soft):

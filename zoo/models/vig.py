@@ -49,7 +49,7 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import nn
 
-from ..layers.checks import check_image_input, model_name
+from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
 from ..layers.ggem import supports_ggem
 from ..layers.gla import BidirectionalGLA
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
@@ -143,6 +143,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, src: Sequence[int], dst: Sequence[
     return grid.flatten(2).transpose(1, 2).to(pos_embed.dtype)
 
 
+@handles_empty_batch
 class ViG(nn.Module):
     """Isotropic ViG: stride-16 stem, position embedding, `depth` GLA blocks, token-mean head.
 
@@ -181,6 +182,8 @@ class ViG(nn.Module):
             kernel_impl: Optional[str] = None,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         pos_drop_rate=pos_drop_rate, drop_path_rate=drop_path_rate)
         if global_pool not in ("", "avg", "max", "avgmax"):
             raise ValueError(f"global_pool must be '', 'avg', 'max' or 'avgmax', got {global_pool!r}")
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
@@ -407,6 +410,7 @@ class ViGHHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
+@handles_empty_batch
 class ViGH(nn.Module):
     """Hierarchical ViG-H: stride-4 stem, four stages of GLA blocks, LayerNorm + pool head.
 
@@ -437,6 +441,8 @@ class ViGH(nn.Module):
             kernel_impl: Optional[str] = None,
     ):
         super().__init__()
+        check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
+                         drop_path_rate=drop_path_rate)
         num_stages = len(depths)
         if not (len(embed_dims) == len(num_heads) == num_stages):
             raise ValueError(f"embed_dims, depths and num_heads need one entry per stage; got "
