@@ -5,9 +5,15 @@ A checkpoint is a directory `checkpoints/step-<optimizer steps>/` holding
 training state: optimizer, scheduler, scaler, epoch and position in it, RNG
 states of every rank, metrics, config). It is written into a temporary
 directory and renamed into place, so a directory with a final name is always
-complete; `find_latest` still verifies the files and falls back to older
-checkpoints if the newest one is unreadable. `state.pt` only holds tensors and
-plain Python values and is loaded with `torch.load(weights_only=True)`.
+complete. Nothing here deletes a checkpoint except the `keep` pruning of old
+ones: a step written again sets the existing directory aside
+(`step-N.replaced`), and resuming from an older checkpoint sets the newer ones
+aside (`step-N.superseded`); names that `list_checkpoints` ignores. The
+`.tmp-step-*` directories of killed writes are removed when a run starts.
+`resolve_resume` never starts a run over on top of a checkpoint it cannot
+resume from: it stops with a `ResumeError` that names the unreadable file and
+the ways on. `state.pt` only holds tensors and plain Python values and is
+loaded with `torch.load(weights_only=True)`.
 
 `load_weights` loads strictly; with `adapt` (the fine-tunes' `model.init_checkpoint_adapt`) the weights first
 pass through the model family's `checkpoint_filter_fn`, which resizes what depends on the resolution.
@@ -15,6 +21,7 @@ pass through the model family's `checkpoint_filter_fn`, which resizes what depen
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import random
 import re
@@ -37,6 +44,13 @@ MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 STATE_FILE = "state.pt"
 _NAME = re.compile(r"^step-(\d+)$")
+TMP_PREFIX = ".tmp-step-"
+
+log = logging.getLogger("zoo.train")
+
+
+class ResumeError(RuntimeError):
+    """The `resume` setting cannot be honoured without losing or overwriting a checkpoint."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -58,7 +72,7 @@ def save_checkpoint(
     """Atomically write checkpoint `step` under `ckpt_root`; keep the `keep` newest ones."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step-{step:09d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:09d}-", dir=ckpt_root))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{step:09d}-", dir=ckpt_root))
     try:
         save_model(model, str(tmp / MODEL_FILE))
         if ema is not None:
@@ -68,8 +82,8 @@ def save_checkpoint(
             f.flush()
             os.fsync(f.fileno())
         _fsync_dir(tmp)
-        if final.exists():  # the same step saved again (e.g. a re-run after a resume): replace it
-            shutil.rmtree(final)
+        if final.exists():  # the same step written again: keep the old one, under a name nothing prunes
+            set_aside(final, "replaced", "a new checkpoint of the same step was written")
         os.rename(tmp, final)
         _fsync_dir(ckpt_root)
     except BaseException:
@@ -88,25 +102,89 @@ def list_checkpoints(ckpt_root: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def step_of(path: Path) -> int:
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path} is not a checkpoint directory (expected a name step-<number>)")
+    return int(match.group(1))
+
+
+def set_aside(path: Path, tag: str, why: str) -> Path:
+    """Rename checkpoint `path` to `<name>.<tag>` (numbered if taken), which nothing resumes from or prunes."""
+    target = path.with_name(f"{path.name}.{tag}")
+    n = 1
+    while target.exists():
+        target, n = path.with_name(f"{path.name}.{tag}-{n}"), n + 1
+    os.rename(path, target)
+    log.warning("%s: kept %s as %s", why, path, target)
+    return target
+
+
+def set_aside_newer(ckpt_root: Path, resumed: Path) -> list[Path]:
+    """Set aside the checkpoints under `ckpt_root` newer than the one a run resumes from.
+
+    They belong to the timeline the run abandons; left in place, `keep` would prune the resumed run's own
+    checkpoints before them and a later `resume=auto` would jump back onto the abandoned timeline.
+    """
+    step = step_of(resumed)
+    why = f"resuming from {resumed}, an older checkpoint"
+    return [set_aside(p, "superseded", why) for p in list_checkpoints(ckpt_root) if step_of(p) > step]
+
+
+def remove_unfinished_writes(ckpt_root: Path) -> list[Path]:
+    """Delete the temporary directories of checkpoint writes that a kill cut short, and log it."""
+    if not ckpt_root.is_dir():
+        return []
+    leftovers = sorted(p for p in ckpt_root.iterdir() if p.is_dir() and p.name.startswith(TMP_PREFIX))
+    for path in leftovers:
+        shutil.rmtree(path)
+    if leftovers:
+        log.info("removed %d unfinished checkpoint write(s) left by a killed run: %s",
+                 len(leftovers), ", ".join(str(p) for p in leftovers))
+    return leftovers
+
+
 def load_state(path: Path) -> dict[str, Any]:
     return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
-def is_valid(path: Path) -> bool:
-    """All files present and readable (a checkpoint cut short by a crash is not)."""
+def _read_safetensors(file: Path) -> None:
+    with safe_open(str(file), framework="pt") as f:
+        f.keys()
+
+
+def _why_unreadable(read: Callable[[], Any]) -> Optional[str]:
     try:
-        with safe_open(str(path / MODEL_FILE), framework="pt") as f:
-            f.keys()
-        state = load_state(path)
-        if state.get("has_ema"):
-            with safe_open(str(path / EMA_FILE), framework="pt") as f:
-                f.keys()
-        return True
-    except Exception:  # any unreadable file makes the checkpoint invalid
-        return False
+        read()
+        return None
+    except Exception as err:  # any failure makes the file unusable; the reason is what the user needs
+        return f"{type(err).__name__}: {err}".strip()
+
+
+def unreadable_files(path: Path) -> dict[Path, str]:
+    """The files of checkpoint `path` that are missing or cannot be read, each with the reason."""
+    state: dict[str, Any] = {}
+    checks: dict[Path, Callable[[], Any]] = {
+        path / MODEL_FILE: lambda: _read_safetensors(path / MODEL_FILE),
+        path / STATE_FILE: lambda: state.update(load_state(path)),
+    }
+    problems = {file: why for file, read in checks.items() if (why := _why_unreadable(read)) is not None}
+    # The EMA weights: required when the state says so; checked if present when the state is unreadable.
+    ema = path / EMA_FILE
+    if state.get("has_ema") or (path / STATE_FILE in problems and ema.exists()):
+        why = _why_unreadable(lambda: _read_safetensors(ema))
+        if why is not None:
+            problems[ema] = why
+    return problems
+
+
+def is_valid(path: Path) -> bool:
+    """All files present and readable."""
+    return not unreadable_files(path)
 
 
 def find_latest(ckpt_root: Path) -> Optional[Path]:
+    """The newest valid checkpoint (older ones when newer are unreadable): for reading weights, not resuming."""
     for path in reversed(list_checkpoints(ckpt_root)):
         if is_valid(path):
             return path
@@ -114,17 +192,69 @@ def find_latest(ckpt_root: Path) -> Optional[Path]:
 
 
 def resolve_resume(resume: str, ckpt_root: Path) -> Optional[Path]:
-    """'auto': newest valid checkpoint under ckpt_root or None; '': None; else that path."""
-    if not resume:
+    """The checkpoint a run continues from, or None for a new run.
+
+    'auto': the newest checkpoint under ckpt_root (None if there is none); if it cannot be resumed from, a
+    ResumeError rather than an older checkpoint or a new start, both of which would later overwrite it.
+    'never' (or ''): None; ckpt_root must hold no checkpoint. Else a checkpoint directory, or a run's
+    checkpoints/ folder (its newest checkpoint, which must be readable).
+    """
+    if resume in ("never", ""):
+        existing = list_checkpoints(ckpt_root)
+        if existing:
+            raise ResumeError(
+                f"resume=never starts a new run, but {ckpt_root} already holds checkpoints "
+                f"({', '.join(p.name for p in existing)}): a new run would write over them. Set output_dir to a "
+                "new directory, or resume=auto to continue the run that is there.")
         return None
     if resume == "auto":
-        return find_latest(ckpt_root)
+        return newest_resumable(ckpt_root)
     path = Path(resume)
-    if path.is_dir() and not (path / STATE_FILE).exists():  # a run's checkpoints/ folder
-        path = find_latest(path)
-    if path is None or not is_valid(path):
-        raise FileNotFoundError(f"resume={resume!r}: no valid checkpoint there")
+    if path.is_dir() and not _NAME.match(path.name) and list_checkpoints(path):  # a run's checkpoints/ folder
+        return newest_resumable(path)
+    if not path.is_dir():
+        raise ResumeError(f"resume={resume}: no such checkpoint directory (expected auto, never, a checkpoint "
+                          "directory step-<n> or a run's checkpoints/ folder)")
+    problems = unreadable_files(path)
+    if problems:
+        raise ResumeError(f"resume={resume}: cannot resume from it: {_describe(problems)}")
     return path
+
+
+def newest_resumable(ckpt_root: Path) -> Optional[Path]:
+    """The newest checkpoint under ckpt_root if it can be resumed from, None if there is none, else an error."""
+    checkpoints = list_checkpoints(ckpt_root)
+    if not checkpoints:
+        return None
+    newest = checkpoints[-1]
+    problems = unreadable_files(newest)
+    if not problems:
+        return newest
+    raise ResumeError(_cannot_resume_message(newest, problems, [p for p in checkpoints[:-1] if is_valid(p)]))
+
+
+def _describe(problems: dict[Path, str]) -> str:
+    return "; ".join(f"{file} is unreadable ({reason})" for file, reason in problems.items())
+
+
+def _cannot_resume_message(newest: Path, problems: dict[Path, str], readable: list[Path]) -> str:
+    weights = newest / MODEL_FILE
+    if weights in problems:
+        kept = f"Its weights ({weights}) are unreadable too; the checkpoint is left as it is."
+    else:
+        kept = (f"Its weights ({weights}) are intact, so the run stops here rather than start over and later "
+                "overwrite them.")
+    if readable:
+        other = (f"  resume={readable[-1]}\n      continue from the newest readable checkpoint before it "
+                 f"({newest.name} and any newer ones are set aside, not deleted)")
+    else:
+        other = "  resume=<checkpoint dir>\n      continue from another checkpoint (none other here is readable)"
+    weights_only = (f"  model.init_checkpoint={newest} resume=never output_dir=<new dir>\n"
+                    "      a new run, in a new directory, that starts from these weights (no optimizer state)\n"
+                    if weights not in problems else "")
+    return (f"cannot resume from the newest checkpoint {newest}: {_describe(problems)}.\n{kept}\n"
+            f"Choose one:\n{other}\n{weights_only}"
+            "  resume=never output_dir=<new dir>\n      start over in a new directory")
 
 
 def load_weights(model: torch.nn.Module, path: Path, ema: bool = False, adapt: bool = False) -> None:

@@ -8,11 +8,19 @@ resumed run sees exactly the images and augmentations the interrupted one
 would have seen, whatever the number of loader workers. Streaming datasets
 (webdataset, tfds, HF streaming) go through timm's `create_loader`; resuming
 inside one of their epochs skips the consumed batches.
+
+Image folders are checked before timm reads them: a missing root is a
+`DataLayoutError` naming the path and the layout (timm's reader only asserts),
+and so is a root without a validation split, on which timm would validate on
+the root itself, the training images (unless `data.allow_val_on_root`).
+Evaluation loaders mark an unreadable image as skipped (`SkipUnreadable`)
+instead of timm's training behaviour of loading its neighbour in its place.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import random
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -20,9 +28,11 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler, default_collate
 
-from timm.data import Mixup, create_dataset, create_loader, create_transform
+from timm.data import ImageDataset, Mixup, create_dataset, create_loader, create_transform
+from timm.data.dataset_factory import _search_split
 from timm.data.distributed_sampler import RepeatAugSampler
 
 from .compat import patch_timm_posterize
@@ -121,14 +131,113 @@ class TrainData:
         return itertools.islice(iter(self.loader), skip_batches, None)
 
 
+class DataLayoutError(ValueError):
+    """A dataset root that is missing, or that lacks a split the run needs."""
+
+
+# Dataset names read from a local folder (or .tar) whose splits timm finds as sub-folders of the root.
+FOLDER_DATASETS = ("", "torch/image_folder", "torch/folder")
+
+
 def resolve_root(data_cfg: DictConfig) -> str:
     return str(data_cfg.root) if data_cfg.root is not None else str(digits_root())
 
 
+def split_root(root: str, split: str) -> str:
+    """The folder timm reads a split from: root/<split> or a synonym (val, eval, ...), else root itself."""
+    return _search_split(root, split) if os.path.isdir(root) else root
+
+
+def check_root(root: str, option: str, layout: str) -> None:
+    """A clear error for a dataset root that does not exist (`option`: how the user set it)."""
+    if not os.path.exists(root):
+        raise DataLayoutError(f"{option} does not exist: expected {layout}")
+
+
+def folder_layout(root: str, splits: tuple[str, ...]) -> str:
+    folders = " and ".join(f"{os.path.join(root, split)}/<class>/<image>" for split in splits)
+    return f"an image folder with one sub-folder per class in each split: {folders}"
+
+
+def check_val_split(data_cfg: DictConfig) -> None:
+    """Validating on the root itself means validating on the training images: an error unless opted in."""
+    root = resolve_root(data_cfg)
+    if data_cfg.name.lower() not in FOLDER_DATASETS or data_cfg.allow_val_on_root:
+        return
+    if split_root(root, data_cfg.val_split) != root:
+        return
+    raise DataLayoutError(
+        f"data.root={root} has no {data_cfg.val_split} split (expected "
+        f"{os.path.join(root, data_cfg.val_split)}/<class>/<image>, or val/, eval/...): timm would validate on "
+        f"{root} itself, the training images. Add the split, set data.val_split to the folder that holds it, "
+        "or set data.allow_val_on_root=true to validate on data.root as it is.")
+
+
 def _dataset(data_cfg: DictConfig, split: str, is_training: bool, batch_size: int, seed: int) -> Dataset:
+    root = resolve_root(data_cfg)
+    if data_cfg.name.lower() in FOLDER_DATASETS:
+        check_root(root, f"data.root={root}", folder_layout(root, (data_cfg.train_split, data_cfg.val_split)) +
+                   " (or set data.name for another timm dataset: wds/..., hfds/..., torch/...)")
     return create_dataset(
-        data_cfg.name, root=resolve_root(data_cfg), split=split, is_training=is_training,
+        data_cfg.name, root=root, split=split, is_training=is_training,
         class_map=data_cfg.class_map or None, download=data_cfg.download, batch_size=batch_size, seed=seed)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An evaluation sample whose image could not be read: skipped and counted, not replaced."""
+    file: str
+    reason: str
+
+
+class SkipUnreadable(Dataset):
+    """An evaluation view of a timm ImageDataset in which an unreadable image is an `Unreadable` marker.
+
+    timm's ImageDataset loads the next image in place of one it cannot read (a training convenience); in an
+    evaluation that neighbour would be counted twice, without a word. Same reader, decoding and transforms.
+    """
+
+    def __init__(self, dataset: ImageDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        ds = self.dataset
+        source, target = ds.reader[index][:2]
+        try:
+            image = Image.open(source)
+            image = image.convert(ds.input_img_mode) if ds.input_img_mode else image  # decodes: catches truncation
+        except OSError as err:  # what timm's ImageDataset skips
+            return Unreadable(str(ds.filename(index, absolute=True)), str(err))
+        if ds.transform is not None:
+            image = ds.transform(image)
+        if target is None:
+            target = -1
+        elif ds.target_transform is not None:
+            target = ds.target_transform(target)
+        return image, target
+
+
+def collate_readable(items: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(images, targets) of the readable samples, and 'file (reason)' for each unreadable one."""
+    readable = [item for item in items if not isinstance(item, Unreadable)]
+    skipped = [f"{item.file} ({item.reason})" for item in items if isinstance(item, Unreadable)]
+    if not readable:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
+    images, targets = default_collate(readable)
+    return images, targets, skipped
+
+
+def eval_loader(dataset: Dataset, batch_size: int, workers: int, sampler: Optional[Sampler] = None,
+                pin_memory: bool = False) -> DataLoader:
+    """An evaluation loader, in order; a timm ImageDataset's unreadable images come out as skipped names."""
+    skips = isinstance(dataset, ImageDataset) and not dataset.load_bytes
+    return DataLoader(
+        SkipUnreadable(dataset) if skips else dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
+        num_workers=workers, pin_memory=pin_memory, drop_last=False, generator=torch.Generator().manual_seed(0),
+        collate_fn=collate_readable if skips else None)
 
 
 def count_classes(dataset: Dataset, data_cfg: DictConfig) -> int:
@@ -212,6 +321,7 @@ def build_train_data(cfg: DictConfig, info: DistInfo) -> TrainData:
 
 def build_val_loader(cfg: DictConfig, info: DistInfo) -> Any:
     data_cfg = cfg.data
+    check_val_split(data_cfg)
     batch_size = data_cfg.val_batch_size or data_cfg.batch_size
     dataset = _dataset(data_cfg, data_cfg.val_split, False, batch_size, cfg.seed)
     pin = data_cfg.pin_memory and info.device.type == "cuda"
@@ -223,6 +333,5 @@ def build_val_loader(cfg: DictConfig, info: DistInfo) -> Any:
             crop_mode=crop_mode(data_cfg), num_workers=data_cfg.workers, distributed=info.distributed,
             pin_memory=pin, device=info.device)
     dataset.transform = eval_transform(data_cfg)
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), info.rank, info.world_size),
-        num_workers=data_cfg.workers, pin_memory=pin, drop_last=False, generator=torch.Generator().manual_seed(0))
+    return eval_loader(dataset, batch_size, data_cfg.workers, ShardSampler(len(dataset), info.rank, info.world_size),
+                       pin_memory=pin)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import timm
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
@@ -28,8 +28,8 @@ def preprocessing_cfg(data_cfg: DictConfig) -> dict[str, Any]:
 
 def create_model(model_cfg: DictConfig | dict, num_classes: int,
                  overlay: Optional[dict[str, Any]] = None) -> nn.Module:
-    """timm.create_model with the zoo's architectures registered."""
-    import zoo  # noqa: F401  (registers the zoo's models with timm)
+    """timm.create_model through zoo.create_model: the zoo's architectures, and close names for unknown ones."""
+    import zoo
 
     mc = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
     overlay = {**(overlay or {}), "num_classes": num_classes}
@@ -42,8 +42,8 @@ def create_model(model_cfg: DictConfig | dict, num_classes: int,
         if key in kwargs and kwargs[key] != value:
             raise ValueError(f"model.{key}={value} and model.kwargs.{key}={kwargs[key]} disagree: set one of them")
         kwargs[key] = value
-    return timm.create_model(mc["name"], pretrained=mc.get("pretrained", False), num_classes=num_classes,
-                             pretrained_cfg_overlay=overlay, **kwargs)
+    return zoo.create_model(mc["name"], pretrained=mc.get("pretrained", False), num_classes=num_classes,
+                            pretrained_cfg_overlay=overlay, **kwargs)
 
 
 def global_batch_size(cfg: DictConfig, info: DistInfo) -> int:
@@ -120,13 +120,45 @@ def updates_per_epoch(batches: int, accum_steps: int) -> int:
     return math.ceil(batches / accum_steps)
 
 
+class UnreadableImagesError(RuntimeError):
+    """An evaluation skipped images it could not read, and skips were not allowed."""
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]      # top1, top5 (%), loss over the images read; images read; skipped; all ranks
+    skipped_files: list[str] = field(default_factory=list)  # this rank's unreadable files, with the reason
+
+    @property
+    def skipped(self) -> int:
+        return int(self.metrics["skipped"])
+
+    def skips_error(self, what: str, allow: str) -> UnreadableImagesError:
+        """The error for skipped images: how many, which, and the option (`allow`) that accepts them."""
+        skipped, total = self.skipped, self.skipped + int(self.metrics["images"])
+        names = "; ".join(self.skipped_files[:10]) + (" ..." if len(self.skipped_files) > 10 else "")
+        return UnreadableImagesError(
+            f"{skipped} of {total} {what} could not be read: {names}. The metrics cover the "
+            f"{total - skipped} that could. Repair or remove the files, or {allow} to accept the skips.")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Any, info: DistInfo, precision: str,
-             channels_last: bool = False) -> dict[str, float]:
-    """Top-1 / top-5 accuracy (%) and loss over the whole validation set, summed over ranks."""
+             channels_last: bool = False) -> Evaluation:
+    """Top-1 / top-5 accuracy (%) and loss over the whole validation set, summed over ranks.
+
+    Each image counts once: unreadable ones (batches of `data.eval_loader`: images, targets, skipped files)
+    are counted as skipped, not scored.
+    """
     model.eval()
-    totals = torch.zeros(4, dtype=torch.float64, device=info.device)  # correct@1, correct@5, loss, count
-    for images, targets in loader:
+    totals = torch.zeros(5, dtype=torch.float64, device=info.device)  # correct@1, correct@5, loss, count, skipped
+    skipped_files: list[str] = []
+    for batch in loader:
+        images, targets, skipped = batch if len(batch) == 3 else (*batch, [])
+        skipped_files += skipped
+        totals[4] += len(skipped)
+        if targets.numel() == 0:
+            continue
         images = images.to(info.device, non_blocking=True)
         targets = targets.to(info.device, non_blocking=True)
         if channels_last:
@@ -136,11 +168,12 @@ def evaluate(model: nn.Module, loader: Any, info: DistInfo, precision: str,
         logits = logits.float()
         k = min(5, logits.shape[-1])
         hits = logits.topk(k, dim=-1).indices.eq(targets[:, None])
-        totals += torch.stack([
+        totals[:4] += torch.stack([
             hits[:, 0].sum(), hits.any(dim=-1).sum(),
             nn.functional.cross_entropy(logits, targets, reduction="sum"),
             torch.tensor(targets.numel(), device=info.device)]).double()
     all_reduce_sum(totals, info)
     count = max(totals[3].item(), 1.0)
-    return {"top1": 100 * totals[0].item() / count, "top5": 100 * totals[1].item() / count,
-            "loss": totals[2].item() / count}
+    return Evaluation({"top1": 100 * totals[0].item() / count, "top5": 100 * totals[1].item() / count,
+                       "loss": totals[2].item() / count, "images": totals[3].item(), "skipped": totals[4].item()},
+                      skipped_files)

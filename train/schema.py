@@ -41,6 +41,12 @@ class DataConfig:
     root: Optional[str] = MISSING
     train_split: str = "train"
     val_split: str = "validation"
+    # Image folders: a root without the val_split folder (nor val/, eval/...) is an error, because timm would
+    # validate on the root itself, i.e. on the training images. True: validate on the root as it is.
+    allow_val_on_root: bool = False
+    # Validation: an unreadable image is counted and named, and the run stops (after checkpointing the epoch)
+    # unless this is true; then the metrics cover the readable images and the count is reported.
+    allow_skips: bool = False
     num_classes: Optional[int] = None     # needed for streaming datasets; folders count their classes
     class_map: str = ""
     download: bool = False
@@ -149,7 +155,10 @@ class TrainConfig:
     name: str = "default"                 # run name; the output dir is <output_root>/<name>
     output_root: str = "outputs"
     output_dir: Optional[str] = None      # None: Hydra's run dir
-    resume: str = "auto"                  # "auto": newest valid checkpoint in the output dir; "": none; or a path
+    # "auto": the newest checkpoint in the output dir (none: a new run; unreadable: an error, never a new start);
+    # "never": a new run, refused if the output dir already holds checkpoints; or a checkpoint directory (a
+    # weights-only start is model.init_checkpoint=<dir> with resume=never).
+    resume: str = "auto"
     precision: str = "bf16"               # "bf16" | "fp16" (with a GradScaler) | "fp32"
     accum_steps: int = 1                  # gradient accumulation
     seed: int = 0

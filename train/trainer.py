@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from timm.utils import ModelEmaV3, dispatch_clip_grad
 
 from . import checkpoint as ckpt
+from . import engine
 from .data import build_train_data, build_val_loader
 from .distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, seed_everything
 from .engine import (autocast, create_criterion, create_model, create_optimizer, create_scheduler, ema_decay,
@@ -82,6 +83,7 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.updates = 0, 0, 0
         self.best: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
+        self.skips: Optional[engine.Evaluation] = None  # the last validation's, until checked
         self.resumed_from = self._resume()
 
         self.ddp: Optional[nn.parallel.DistributedDataParallel] = None
@@ -125,10 +127,22 @@ class Trainer:
             log.info("initial weights: %s%s", path, " (adapted by the family's checkpoint filter)" if adapt else "")
 
     # ---- resume / checkpoint ---------------------------------------------------------------
+    def _choose_checkpoint(self) -> tuple[Optional[Path], str]:
+        """(checkpoint to resume from or None, why the run cannot go on or ''), decided on rank 0."""
+        ckpt.remove_unfinished_writes(self.ckpt_root)
+        try:
+            path = ckpt.resolve_resume(self.cfg.resume, self.ckpt_root)
+        except ckpt.ResumeError as err:
+            return None, str(err)
+        if path is not None:
+            ckpt.set_aside_newer(self.ckpt_root, path)
+        return path, ""
+
     def _resume(self) -> Optional[Path]:
-        # Rank 0 picks the checkpoint so that every rank resumes from the same one.
-        path = ckpt.resolve_resume(self.cfg.resume, self.ckpt_root) if self.info.is_main else None
-        path = all_gather_objects(path, self.info)[0]
+        # Rank 0 picks the checkpoint so that every rank resumes from the same one (or stops with the same error).
+        path, error = all_gather_objects(self._choose_checkpoint() if self.info.is_main else None, self.info)[0]
+        if error:
+            raise ckpt.ResumeError(error)
         if path is None:
             seed_everything(self.cfg.seed + self.info.rank)  # per-rank randomness (drop path, Mixup)
             return None
@@ -216,6 +230,8 @@ class Trainer:
             if writer is not None:
                 writer.write(epoch, train_metrics, evals, lr=self.optimizer.param_groups[0]["lr"])
             self.save()
+            self.check_skips()  # after the save: stopping here loses no training
+            self.skips = None
         if writer is not None:
             writer.close()
         return self.summary(train_metrics)
@@ -281,21 +297,36 @@ class Trainer:
             self.scheduler.step_update(num_updates=self.updates)
 
     def validate(self) -> dict[str, float]:
+        """Metrics of the model (and its EMA); `self.skips` holds the evaluation's unreadable images."""
         cfg, info = self.cfg, self.info
         results = {}
         models = {"": self.eval_model}
         if self.ema is not None:
             models["ema_"] = self.ema.module
         for prefix, model in models.items():
-            metrics = evaluate(model, self.val_loader, info, cfg.precision, cfg.model.channels_last)
-            results.update({f"{prefix}{k}": v for k, v in metrics.items()})
+            self.skips = evaluate(model, self.val_loader, info, cfg.precision, cfg.model.channels_last)
+            scores = {k: v for k, v in self.skips.metrics.items() if k not in ("images", "skipped")}
+            results.update({f"{prefix}{k}": v for k, v in scores.items()})
             key = f"{prefix}top1"
-            self.best[key] = max(self.best.get(key, 0.0), metrics["top1"])
+            self.best[key] = max(self.best.get(key, 0.0), scores["top1"])
+        results.update(images=self.skips.metrics["images"], skipped=self.skips.metrics["skipped"])
         self.last_eval = results
+        for file in self.skips.skipped_files:  # every rank names its own
+            log.warning("unreadable validation image, skipped: %s", file)
         if info.is_main:
-            text = "  ".join(f"{k} {v:.2f}" for k, v in results.items())
-            log.info("epoch %d/%d validation: %s", self.epoch + 1, self.num_epochs, text)
+            text = "  ".join(f"{k} {v:.2f}" for k, v in results.items() if k not in ("images", "skipped"))
+            skipped = f" ({results['skipped']:.0f} unreadable skipped)" if results["skipped"] else ""
+            log.info("epoch %d/%d validation: %s  on %d images%s", self.epoch + 1, self.num_epochs, text,
+                     results["images"], skipped)
         return results
+
+    def check_skips(self) -> None:
+        """Unreadable validation images stop the run (its checkpoint written) unless data.allow_skips."""
+        if self.skips is None or not self.skips.skipped or self.cfg.data.allow_skips:
+            return
+        error = self.skips.skips_error("validation images", "set data.allow_skips=true")
+        raise engine.UnreadableImagesError(
+            f"{error} The epoch's checkpoint is saved; the run resumes from it when launched again.")
 
     def summary(self, train_metrics: dict[str, float]) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.seconds_at_start

@@ -3,11 +3,16 @@
 The preprocessing is the model's own (`pretrained_cfg` through timm's
 resolve_data_config / create_transform): the official one for pretrained
 weights, the training run's for a zoo-train checkpoint (stored in it).
+Model names resolve through `zoo.create_model` (close names for a typo). Every
+image counts once: unreadable ones are skipped, counted in the result
+(`skipped`) and named, and make the exit status 1 unless `--allow-skips`.
+Bad input (an unknown model, a missing data folder) exits with status 2.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -16,9 +21,11 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 from timm.data import create_dataset, create_transform, resolve_data_config
-from torch.utils.data import DataLoader
+
+from zoo import UnknownModelError
 
 from . import checkpoint as ckpt
+from .data import DataLayoutError, check_root, eval_loader
 from .distributed import DistInfo
 from .engine import PRECISIONS, create_model, evaluate, preprocessing_cfg
 
@@ -38,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="bf16" if torch.cuda.is_available() else "fp32", choices=sorted(PRECISIONS))
+    p.add_argument("--allow-skips", action="store_true",
+                   help="exit 0 even if some images cannot be read (they are skipped and counted either way)")
     return p
 
 
@@ -57,6 +66,14 @@ def _checkpoint_model(path: Path) -> tuple[Path, dict[str, Any]]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _validate(args)
+    except (UnknownModelError, DataLayoutError) as err:
+        print(f"zoo-validate: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _validate(args: argparse.Namespace) -> int:
     model_cfg: dict[str, Any] = {"name": args.model, "kwargs": json.loads(args.model_kwargs)}
     num_classes, overlay = args.num_classes, None
     if args.checkpoint:
@@ -71,8 +88,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         model_cfg["pretrained"] = True
     if not model_cfg.get("name"):
         raise SystemExit("zoo-validate: --model is required without a zoo-train checkpoint")
+    check_root(args.data, f"--data {args.data}",
+               f"an image folder with one sub-folder per class ({args.data}/<class>/<image>), or its parent "
+               f"holding it as the {args.split} split ({args.data}/{args.split}/<class>/<image>)")
 
-    import timm  # noqa: F401
     default_classes = num_classes or 1000
     model = create_model(model_cfg, default_classes, overlay=overlay)
     if args.checkpoint:
@@ -83,11 +102,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     data_config = resolve_data_config(model=model)
     dataset = create_dataset("", root=args.data, split=args.split, is_training=False)
     dataset.transform = create_transform(**data_config, is_training=False)
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, shuffle=False)
+    loader = eval_loader(dataset, args.batch_size, args.workers)
     start = time.perf_counter()
-    metrics = evaluate(model, loader, DistInfo(device=device), args.precision)
+    evaluation = evaluate(model, loader, DistInfo(device=device), args.precision)
+    metrics = {k: v for k, v in evaluation.metrics.items() if k not in ("images", "skipped")}
     result = {"model": model_cfg["name"], "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-              "ema": args.ema, "images": len(dataset), **{k: round(v, 3) for k, v in metrics.items()},
+              "ema": args.ema, "images": int(evaluation.metrics["images"]), "skipped": evaluation.skipped,
+              **{k: round(v, 3) for k, v in metrics.items()},
               "seconds": round(time.perf_counter() - start, 1), "data_config": data_config}
     print(json.dumps(result, default=str))
+    if evaluation.skipped:
+        error = evaluation.skips_error("images", "pass --allow-skips")
+        print(f"zoo-validate: {'warning' if args.allow_skips else 'error'}: {error}", file=sys.stderr)
+        return 0 if args.allow_skips else 1
     return 0
