@@ -26,6 +26,9 @@ slice; the caller sums the two and forms the gate gradients from them:
 The backward pass recomputes everything from q, k, v, the gates and dO (nothing but the
 inputs is saved): a forward walk for dq (state S as above) and a reverse walk for dk, dv
 (state U = sum over later tokens of (q_t * exp(A_t - A_end)) dO_t^T).
+
+Offsets are int64 (the program ids are widened first): the (2, B, N, H, dv) fp32 buffers pass
+2^31 elements at ViG's large inputs (B=64, N=50176, H=8, dv=64).
 """
 from __future__ import annotations
 
@@ -50,8 +53,8 @@ def _bigla_fwd_kernel(
         N, H, DK, DV, scale,
         BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr,
 ):
-    bh = tl.program_id(0)
-    direction = tl.program_id(1)
+    bh = tl.program_id(0).to(tl.int64)  # int64: direction * so_d is 3.3e9 at B=64, N=50176, H=8, dv=64
+    direction = tl.program_id(1).to(tl.int64)
     b = bh // H
     h = bh % H
     offs_t = tl.arange(0, BT)
@@ -97,8 +100,8 @@ def _bigla_bwd_kernel(
         N, H, DK, DV, scale,
         BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr,
 ):
-    bh = tl.program_id(0)
-    direction = tl.program_id(1)
+    bh = tl.program_id(0).to(tl.int64)  # int64 offsets, as in the forward
+    direction = tl.program_id(1).to(tl.int64)
     b = bh // H
     h = bh % H
     offs_t = tl.arange(0, BT)

@@ -14,7 +14,8 @@ backward  1. `_reduce`: dT = K1^T @ dX
           with dK1 = dX @ T^T + V @ dS^T and E = dK1 * K1 (the Gaussian's chain rule:
           dD = -E / 2 and dD/dq_i = 2 (q_i - l_j)).
 
-All accumulation is float32; inputs may be float32, float16 or bfloat16.
+All accumulation is float32; inputs may be float32, float16 or bfloat16. Offsets are int64
+(the program ids are widened first): B·H·N·d passes 2^31 at SOFT's large inputs.
 Imported lazily (never at `import zoo` time).
 """
 from __future__ import annotations
@@ -24,6 +25,12 @@ import triton
 import triton.language as tl
 
 __all__ = ["gaussian_attention_fwd", "gaussian_attention_bwd"]
+
+
+@triton.jit
+def _pid(axis: tl.constexpr):
+    """The program id as int64, so that every offset built from it is 64-bit (pid_b * s_qb passes 2^31)."""
+    return tl.program_id(axis).to(tl.int64)
 
 
 @triton.jit
@@ -50,7 +57,7 @@ def _reduce(
         PRECISION: tl.constexpr,
 ):
     """out[b, s, m, e] = sum over the query tiles of split s of K1[n, m] * y[n, e]."""
-    pid_b, pid_m, pid_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    pid_b, pid_m, pid_s = _pid(0), _pid(1), _pid(2)
     q_ptr += pid_b * s_qb
     l_ptr += pid_b * s_lb
     y_ptr += pid_b * s_yb
@@ -82,7 +89,7 @@ def _apply(
         PRECISION: tl.constexpr,
 ):
     """out[b, n, e] = sum_m K1[n, m] * r[m, e] for one query tile."""
-    pid_b, pid_n = tl.program_id(0), tl.program_id(1)
+    pid_b, pid_n = _pid(0), _pid(1)
     q_ptr += pid_b * s_qb
     l_ptr += pid_b * s_lb
     r_ptr += pid_b * s_rb
@@ -128,7 +135,7 @@ def _bwd_q(
         BLOCK_E: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """dV = K1 @ dS and dq = E @ l - rowsum(E) * q for one query tile (dq, dv contiguous)."""
-    pid_b, pid_n = tl.program_id(0), tl.program_id(1)
+    pid_b, pid_n = _pid(0), _pid(1)
     q_ptr += pid_b * s_qb
     l_ptr += pid_b * s_lb
     dx_ptr += pid_b * s_dxb
@@ -177,7 +184,7 @@ def _bwd_l(
         BLOCK_E: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """out[b, s, m, :] = sum over split s's query tiles of E^T @ q - colsum(E) * l."""
-    pid_b, pid_m, pid_s = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    pid_b, pid_m, pid_s = _pid(0), _pid(1), _pid(2)
     q_ptr += pid_b * s_qb
     l_ptr += pid_b * s_lb
     dx_ptr += pid_b * s_dxb

@@ -23,7 +23,8 @@ w_j (softmax alpha_j for rala, 1/N otherwise):
 Reductions are split into token chunks so that small batch*heads still fill the
 GPU; the few partials are combined in PyTorch. RoPE cos/sin are computed in the
 kernels from the token index; phi, RoPE, the re-weighting and the normalisers are
-recomputed in the backward rather than stored. Inputs may have any strides.
+recomputed in the backward rather than stored. Inputs may have any strides. Offsets that
+combine a program id with a stride or size are int64 (tensors over 2^31 elements).
 """
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def _query_terms(Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W,
 def _qbar_kernel(Q, PART, sq_b, sq_h, sq_n, sq_d, H, N, blocks_per_chunk, n_blocks, n_chunks,
                  D: tl.constexpr, BN: tl.constexpr):
     """Partial sums of phi(q) over one token chunk (rala's mean query)."""
-    bh, chunk = tl.program_id(0), tl.program_id(1)
+    bh, chunk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # int64 offsets
     offs_d = tl.arange(0, D)
     acc = tl.zeros((D,), tl.float32)
     for block in range(chunk * blocks_per_chunk, tl.minimum((chunk + 1) * blocks_per_chunk, n_blocks)):
@@ -170,7 +171,7 @@ def _reduce_kernel(K, V, QBAR, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART
                    SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Partial kv, kbar, vbar sums over one token chunk; with SOFTMAX, weighted by
     exp(logit - running max) and rescaled as the max grows (online softmax)."""
-    bh, chunk = tl.program_id(0), tl.program_id(1)
+    bh, chunk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # int64 offsets
     offs_d = tl.arange(0, D)
     if SOFTMAX:
         qbar = tl.load(QBAR + bh * D + offs_d)
@@ -247,7 +248,7 @@ def _reduce_grad_kernel(Q, DY, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
                         D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
                         ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Partial dkv = sum_i R(q_i)^T dP_i, dkbar = sum_i dt_i q_i, dvbar = sum_i b_i dY_i."""
-    bh, chunk = tl.program_id(0), tl.program_id(1)
+    bh, chunk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # int64 offsets
     offs_d = tl.arange(0, D)
     acc_dkv = tl.zeros((D, D), tl.float32)
     acc_dk = tl.zeros((D,), tl.float32)
@@ -274,7 +275,7 @@ def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBA
                      D: tl.constexpr, BN: tl.constexpr, ELU: tl.constexpr, ROPE: tl.constexpr,
                      SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """dK, dV of one token block, from dkv, dkbar, dvbar (and for rala the softmax terms)."""
-    bh, block = tl.program_id(0), tl.program_id(1)
+    bh, block = tl.program_id(0).to(tl.int64), tl.program_id(1)  # int64 offsets (bh * n_blocks)
     tokens = block * BN + tl.arange(0, BN)
     valid = tokens < N
     offs_d = tl.arange(0, D)
