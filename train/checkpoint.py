@@ -69,7 +69,7 @@ def _fsync_dir(path: Path) -> None:
 def save_checkpoint(
         ckpt_root: Path, step: int, model: torch.nn.Module, ema: Optional[torch.nn.Module],
         state: dict[str, Any], keep: int = 2) -> Path:
-    """Atomically write checkpoint `step` under `ckpt_root`; keep the `keep` newest ones."""
+    """Atomically write checkpoint `step` under `ckpt_root`; keep the `keep` newest up to it."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step-{step:09d}"
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{step:09d}-", dir=ckpt_root))
@@ -89,7 +89,9 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in list_checkpoints(ckpt_root)[:-keep] if keep > 0 else []:
+    # Prune among this checkpoint and older ones only: a newer one (another timeline) is never deleted here.
+    older = [p for p in list_checkpoints(ckpt_root) if step_of(p) <= step]
+    for old in older[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -246,7 +248,7 @@ def _cannot_resume_message(newest: Path, problems: dict[Path, str], readable: li
                 "overwrite them.")
     if readable:
         other = (f"  resume={readable[-1]}\n      continue from the newest readable checkpoint before it "
-                 f"({newest.name} and any newer ones are set aside, not deleted)")
+                 f"({newest.name} and any newer ones are set aside, not deleted; relaunch with resume=auto after)")
     else:
         other = "  resume=<checkpoint dir>\n      continue from another checkpoint (none other here is readable)"
     weights_only = (f"  model.init_checkpoint={newest} resume=never output_dir=<new dir>\n"

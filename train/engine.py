@@ -133,13 +133,13 @@ class Evaluation:
     def skipped(self) -> int:
         return int(self.metrics["skipped"])
 
-    def skips_error(self, what: str, allow: str) -> UnreadableImagesError:
-        """The error for skipped images: how many, which, and the option (`allow`) that accepts them."""
+    def skips_message(self, what: str, allow: Optional[str]) -> str:
+        """How many `what` were skipped, which, and (`allow`) the option that accepts skips."""
         skipped, total = self.skipped, self.skipped + int(self.metrics["images"])
         names = "; ".join(self.skipped_files[:10]) + (" ..." if len(self.skipped_files) > 10 else "")
-        return UnreadableImagesError(
-            f"{skipped} of {total} {what} could not be read: {names}. The metrics cover the "
-            f"{total - skipped} that could. Repair or remove the files, or {allow} to accept the skips.")
+        advice = f" Repair or remove the files, or {allow} to accept the skips." if allow else ""
+        return f"{skipped} of {total} {what} could not be read: {names}. The metrics cover the {total - skipped} " \
+               f"that could.{advice}"
 
 
 @torch.no_grad()

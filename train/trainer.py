@@ -324,9 +324,9 @@ class Trainer:
         """Unreadable validation images stop the run (its checkpoint written) unless data.allow_skips."""
         if self.skips is None or not self.skips.skipped or self.cfg.data.allow_skips:
             return
-        error = self.skips.skips_error("validation images", "set data.allow_skips=true")
+        message = self.skips.skips_message("validation images", "set data.allow_skips=true")
         raise engine.UnreadableImagesError(
-            f"{error} The epoch's checkpoint is saved; the run resumes from it when launched again.")
+            f"{message} The epoch's checkpoint is saved; the run resumes from it when launched again.")
 
     def summary(self, train_metrics: dict[str, float]) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.seconds_at_start

@@ -112,7 +112,9 @@ def _validate(args: argparse.Namespace) -> int:
               "seconds": round(time.perf_counter() - start, 1), "data_config": data_config}
     print(json.dumps(result, default=str))
     if evaluation.skipped:
-        error = evaluation.skips_error("images", "pass --allow-skips")
-        print(f"zoo-validate: {'warning' if args.allow_skips else 'error'}: {error}", file=sys.stderr)
-        return 0 if args.allow_skips else 1
+        if args.allow_skips:
+            print(f"zoo-validate: warning: {evaluation.skips_message('images', None)}", file=sys.stderr)
+            return 0
+        print(f"zoo-validate: error: {evaluation.skips_message('images', 'pass --allow-skips')}", file=sys.stderr)
+        return 1
     return 0

@@ -121,6 +121,13 @@ def test_saving_a_step_again_keeps_the_existing_checkpoint(tmp_path: Path, caplo
     assert ckpt.list_checkpoints(tmp_path) == [path]  # the kept copy is neither resumed from nor pruned
 
 
+def test_pruning_never_deletes_the_checkpoint_just_written_nor_newer_ones(tmp_path: Path) -> None:
+    save(tmp_path, 2, small_model())
+    newer = save(tmp_path, 6, small_model())
+    written = ckpt.save_checkpoint(tmp_path, 3, small_model(), None, {"has_ema": False}, keep=1)
+    assert ckpt.list_checkpoints(tmp_path) == [written, newer]
+
+
 def test_resuming_an_older_checkpoint_sets_the_newer_ones_aside(tmp_path: Path) -> None:
     older = save(tmp_path, 4, small_model())
     newer = save(tmp_path, 6, small_model())
@@ -142,22 +149,22 @@ def test_unfinished_writes_are_removed_and_logged(tmp_path: Path, caplog) -> Non
 
 
 def test_a_real_run_refuses_to_start_over_on_top_of_intact_weights(zoo_cache: Path, tmp_path: Path) -> None:
-    """The reported sequence: a run whose only checkpoint has a torn state.pt is launched again."""
+    """The reported case: zoo-train launched on an output dir whose only checkpoint has a torn state.pt
+    (the refusal comes before any weights are loaded, so a small model's checkpoint stands in for the run's)."""
     out = tmp_path / "run"
-    args = TINY + ["sched.epochs=1", "debug.max_steps_per_epoch=2", f"output_dir={out}"]
-    first = run_train(args, zoo_cache, tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
-    (only,) = ckpt.list_checkpoints(out / "checkpoints")
+    only = save(out / "checkpoints", 2, small_model())
     weights = (only / ckpt.MODEL_FILE).read_bytes()
     (only / ckpt.STATE_FILE).write_bytes(b"torn")
-    leftover = out / "checkpoints" / ".tmp-step-000000001-xyz"
+    leftover = out / "checkpoints" / ".tmp-step-000000003-xyz"  # a write killed after it
     leftover.mkdir()
 
-    again = run_train(args, zoo_cache, tmp_path)
-    text = again.stdout + again.stderr
-    assert again.returncode != 0
-    assert str(only / ckpt.STATE_FILE) in text and "model.init_checkpoint=" in text, text[-3000:]
+    proc = run_train(TINY + ["sched.epochs=1", "debug.max_steps_per_epoch=2", f"output_dir={out}"], zoo_cache, tmp_path)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2, text[-3000:]
+    assert "zoo-train: error: cannot resume from the newest checkpoint" in proc.stderr
+    assert str(only / ckpt.STATE_FILE) in text and f"model.init_checkpoint={only}" in text
     assert (only / ckpt.MODEL_FILE).read_bytes() == weights
+    assert ckpt.list_checkpoints(out / "checkpoints") == [only]  # nothing written next to it either
     assert not leftover.exists() and leftover.name in text  # removed, and said so
 
 
@@ -255,7 +262,8 @@ def test_training_validation_fails_on_unreadable_images_after_saving_unless_allo
                          f"output_dir={out}"]
     failed = run_train(args, zoo_cache, tmp_path)
     text = failed.stdout + failed.stderr
-    assert failed.returncode != 0
+    assert failed.returncode == 1, text[-3000:]
+    assert "zoo-train: error: 1 of 16 validation images could not be read" in failed.stderr
     assert "1 of 16 validation images" in text and "data.allow_skips=true" in text, text[-3000:]
     assert len(ckpt.list_checkpoints(out / "checkpoints")) == 1  # the epoch's training is kept
     assert not (out / "summary.json").exists()
