@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import re
 
@@ -18,6 +19,7 @@ import torch
 import zoo
 import zoo.pretrained
 from rows import ModelRow, all_rows
+from zoo.layers.ggem import GGeM, apply_ggem
 
 BATCH = 2
 
@@ -264,3 +266,109 @@ def test_eval_output_does_not_depend_on_batch(row):
     x = image(row, batch=3)
     with torch.no_grad():
         torch.testing.assert_close(model(x[1:2]), model(x)[1:2], atol=1e-5, rtol=1e-5)
+
+
+# ---- issue 18 §3: inputs and constructor arguments --------------------------------------------
+
+
+def _entry_points(model: torch.nn.Module) -> dict:
+    return {"forward": model, "forward_features": model.forward_features,
+            "forward_intermediates": model.forward_intermediates}
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_integer_images_are_a_clear_error(row):
+    applies(row, "integer_images_are_a_clear_error")
+    model = _cached(row)
+    pixels = (image(row, batch=1).sigmoid() * 255).to(torch.uint8)  # an undecoded-image batch
+    for entry, call in _entry_points(model).items():
+        with pytest.raises(TypeError, match=r"floating-point images \(float32, float16, bfloat16 or float64\), "
+                                            r"got torch\.uint8.*x\.float\(\) / 255.*mean and std"):
+            call(pixels)
+        with pytest.raises(TypeError, match=r"got torch\.int64"):
+            call(pixels.long())
+
+
+def _shapes(out) -> list:
+    """Every tensor's shape in a (nested) output, in order."""
+    if isinstance(out, torch.Tensor):
+        return [tuple(out.shape)]
+    return [s for o in out for s in _shapes(o)]
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_empty_batch_gives_empty_outputs(row):
+    applies(row, "empty_batch_gives_empty_outputs")
+    model = _cached(row)
+    x = image(row, batch=1)
+    with torch.no_grad():
+        final, intermediates = model.forward_intermediates(x)
+        one = {"forward": model.forward_head(final), "forward_features": final,
+               "forward_intermediates": (final, intermediates)}
+        for entry, call in _entry_points(model).items():
+            shapes = _shapes(call(x[:0]))
+            assert shapes == [(0, *s[1:]) for s in _shapes(one[entry])], entry
+            assert shapes, entry
+
+
+def _constructor_rates(model_cls: type) -> set[str]:
+    """The dropout / drop-path rates a model's constructor takes, through the **kwargs it hands its parents."""
+    rates = set()
+    for cls in model_cls.__mro__:
+        if "__init__" not in cls.__dict__ or cls is torch.nn.Module:
+            continue
+        params = inspect.signature(cls.__init__).parameters
+        rates |= {n for n in params if n.endswith(("drop_rate", "drop_path_rate"))}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            break
+    return rates
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_constructor_arguments_are_checked_at_build(row):
+    applies(row, "constructor_arguments_are_checked_at_build")
+    rates = _constructor_rates(type(on_meta(row)))
+    assert "drop_path_rate" in rates
+    bad = [(dict(in_chans=0), r"in_chans must be an integer >= 1 .*got 0"),
+           (dict(num_classes=-1), r"num_classes must be an integer >= 0 .*got -1"),
+           (dict(drop_path_rate=-0.1), r"drop_path_rate must be a probability in \[0, 1\), got -0\.1")]
+    bad += [({rate: 1.0}, rf"{rate} must be a probability in \[0, 1\), got 1\.0") for rate in sorted(rates)]
+    with torch.device("meta"):  # refused before any weight exists
+        for kwargs, message in bad:
+            with pytest.raises(ValueError, match=message):
+                zoo.create_model(row.name, **{**row.create_kwargs, **kwargs})
+
+
+def _pooled_channels(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """The channel count the model's one GGeM module is given in a forward pass."""
+    (pool,) = [m for m in model.modules() if isinstance(m, GGeM)]
+    seen = []
+    hook = pool.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].shape[1 if module.input_fmt == "NCHW" else -1]))
+    with torch.no_grad():
+        model(x)
+    hook.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_ggem_groups_are_checked_against_the_pooled_width(row):
+    """The group count must divide what the head really pools (RAVLT / MAViT: the projection,
+    wider than num_features): a divisor of that width builds and runs, a non-divisor is refused
+    naming it."""
+    applies(row, "ggem_groups_are_checked_against_the_pooled_width")
+    model = cached(row)
+    if isinstance(getattr(model, "attn_pool", None), GGeM):  # the GGeM ViTs: start from their timm pooling
+        model.reset_classifier(model.num_classes, "token")
+    x = image(row, batch=1)
+    width = _pooled_channels(apply_ggem(model, num_groups=1), x)
+    apply_ggem(model, num_groups=width)  # one exponent per pooled channel
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (1, model.num_classes) and torch.isfinite(out).all()
+    non_divisor = next(g for g in range(2, width + 2) if width % g)
+    with torch.device("meta"):
+        built = zoo.create_model(row.name, **{**row.create_kwargs, "global_pool": "ggem", "ggem_groups": width})
+        assert [m.p.shape for m in built.modules() if isinstance(m, GGeM)] == [(width,)]
+        with pytest.raises(ValueError, match=rf"the {width} pooled channels of .*ggem_groups={non_divisor}\."):
+            zoo.create_model(row.name, **{**row.create_kwargs, "global_pool": "ggem", "ggem_groups": non_divisor})

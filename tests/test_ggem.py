@@ -288,6 +288,30 @@ def test_a_group_count_that_does_not_divide_the_channels_fails_at_build():
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
 
 
+@pytest.mark.parametrize("name, last_stage, pooled", [("ravlt_t", 512, 1024), ("mavit_t", 512, 2048),
+                                                      ("mavit_l", 640, 2560)])
+def test_ravlt_and_mavit_groups_divide_the_projection_they_pool(name, last_stage, pooled):
+    """RAVLT / MAViT pool their head's 1x1 projection, not the 512-wide last stage (num_features):
+    a group count that divides the projection builds, one that does not is refused naming it."""
+    with torch.device("meta"):
+        model = zoo.create_model(name, global_pool="ggem", ggem_groups=pooled)
+        assert model.num_features == last_stage and model.head.global_pool.p.shape == (pooled,)
+        with pytest.raises(ValueError, match=rf"the {pooled} pooled channels of {name} into equal groups: "
+                                             r"ggem_groups=3\."):
+            zoo.create_model(name, global_pool="ggem", ggem_groups=3)
+
+
+def test_a_head_without_projection_pools_the_last_stage():
+    model = zoo.create_model("ravlt_t", **TINY_RAVLT)
+    assert model.pooled_features == 32  # the projection
+    model.reset_classifier(10, reset_other=True)  # drops the projection: the head pools the last stage
+    assert model.pooled_features == 64
+    with pytest.raises(ValueError, match=r"the 64 pooled channels of ravlt_t into equal groups: ggem_groups=48\."):
+        apply_ggem(model, num_groups=48)
+    apply_ggem(model, num_groups=64)
+    assert model(_image()).shape == (2, 10)
+
+
 OWN_NAMES = {"vit_base_patch16_224_ggem", "vit_large_patch16_224_ggem"}
 # Token models that pool in forward_head by a pool-type string, without a pool module: they
 # need the `attn_pool` hook documented in zoo.layers.ggem (wired by the lead, not here).

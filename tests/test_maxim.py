@@ -7,6 +7,7 @@ fall into; `test_each_trap_moves_the_output` shows each one would fail the fixtu
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -280,6 +281,23 @@ def test_any_size_keeps_shape_and_network_sizes_are_checked(tiny):
         official.forward_features(torch.rand(1, 3, 96, 96))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_reduced_precision_runs_on_cpu(tiny, dtype):
+    """PyTorch has no CPU float16 / bfloat16 antialiased resize: MAXIM resizes in float32 and rounds
+    once, so the resize is exactly the float32 one rounded, and the whole model runs in that dtype."""
+    x = torch.rand(2, 3, 64, 32, generator=torch.Generator().manual_seed(5))
+    maps = nhwc(x).to(dtype)
+    for size in [(32, 16), (16, 8), (128, 64)]:  # antialiased shrinking, and growing
+        torch.testing.assert_close(maxim.resize_bilinear(maps, size),
+                                   maxim.resize_bilinear(maps.float(), size).to(dtype), atol=0, rtol=0)
+    # The whole network in `dtype` (the fixture's random 4-channel config amplifies rounding, see
+    # test_grad_checkpointing_and_batch_independence_three_stages, so only the resize is compared).
+    model = copy.deepcopy(tiny).to(dtype)
+    with torch.no_grad():
+        out = model(x.to(dtype))
+    assert out.dtype == dtype and out.shape == x.shape and torch.isfinite(out).all()
+
+
 def test_no_classifier_options_are_refused():
     with pytest.raises(ValueError, match="num_classes"):
         zoo.create_model("maxim_2s_enhancement_lol", num_classes=10)
@@ -383,6 +401,84 @@ def test_zoo_restore_cli_end_to_end(tmp_path, tiny, npz_loader):
                                 "--tile", "64", "--overlap", "16"]) == 0
     with Image.open(tmp_path / "tiled.png") as tiled:
         assert tiled.size == (128, 96)
+
+
+@pytest.fixture
+def no_model_work(monkeypatch):
+    """Fail the test if zoo-restore builds a model: its argument checks must come first."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("zoo-restore built the model before checking its arguments")
+    monkeypatch.setattr(restore, "load_model", forbidden)
+
+
+def run_restore_expecting_usage_error(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        restore.main(argv)
+    assert exit_info.value.code == 2  # argparse's usage error
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["ravlt_t", "inception_transformer_small", "vit_base_patch16_224_ggem"])
+def test_zoo_restore_refuses_a_model_that_is_not_a_restoration_model(model, tmp_path, capsys, no_model_work):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    err = run_restore_expecting_usage_error(
+        ["--model", model, "--no-pretrained", "--input", str(tmp_path / "in.png"), "--output", str(tmp_path / "o.png")],
+        capsys)
+    assert f"{model} is not an image restoration model" in err
+    assert "maxim_3s_denoising_sidd" in err and "maxim_2s_deraining_rain13k" in err  # what to use instead
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_restoration_models_are_exactly_the_maxim_checkpoints():
+    assert restore.restoration_models() == sorted(maxim.CHECKPOINTS)
+
+
+def test_restore_array_refuses_a_model_whose_output_is_not_an_image():
+    """A classifier that reaches restore_array (e.g. loaded from a local folder) fails with the reason, not a
+    permute error from inside torch."""
+    classifier = timm.create_model("ravlt_t", num_classes=10).eval()
+    with pytest.raises(restore.NotARestorationModelError, match=r"returned \(1, 10\) for an image batch"):
+        restore.restore_array(classifier, np.zeros((32, 32, 3), np.float32))
+
+
+@pytest.mark.parametrize("option", ["--output", "--save-dir"])
+def test_zoo_restore_checks_the_output_folder_before_restoring(option, tmp_path, capsys, no_model_work):
+    """Tests run as root, where permissions do not stop a write: the folder lies under a regular file instead."""
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    blocking = tmp_path / "a_file"
+    blocking.write_text("not a folder")
+    args = ["--model", "maxim_3s_denoising_sidd", "--no-pretrained"]
+    if option == "--output":
+        args += ["--input", str(tmp_path / "in.png"), "--output", str(blocking / "out" / "clean.png")]
+    else:
+        (tmp_path / "pairs" / "input").mkdir(parents=True)
+        args += ["--eval", str(tmp_path / "pairs"), "--save-dir", str(blocking / "restored")]
+    err = run_restore_expecting_usage_error(args, capsys)
+    assert f"{blocking} is a file, not a folder" in err and "cannot write" in err
+
+
+def test_zoo_restore_output_that_is_a_folder_or_a_missing_input_fails_first(tmp_path, capsys, no_model_work):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    args = ["--model", "maxim_3s_denoising_sidd", "--no-pretrained"]
+    err = run_restore_expecting_usage_error(args + ["--input", str(tmp_path / "in.png"), "--output", str(tmp_path)],
+                                            capsys)
+    assert f"--output {tmp_path} is a folder" in err and str(tmp_path / "in.png") in err
+    err = run_restore_expecting_usage_error(
+        args + ["--input", str(tmp_path / "missing.png"), "--output", str(tmp_path / "o.png")], capsys)
+    assert f"--input {tmp_path / 'missing.png'}: no such file" in err
+    err = run_restore_expecting_usage_error(args + ["--eval", str(tmp_path / "nowhere")], capsys)
+    assert "no input/ folder" in err
+
+
+def test_zoo_restore_creates_a_missing_output_folder(tmp_path, tiny, npz_loader):
+    golden = load_golden(TINY)
+    Image.fromarray((sample_image("china.jpg", (32, 48)) * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    out = tmp_path / "new" / "folder" / "clean.png"
+    args = ["--model", "maxim_3s_denoising_sidd", "--checkpoint", str(official_npz(tmp_path, golden)),
+            "--model-args", json.dumps(tiny_kwargs()), "--input", str(tmp_path / "in.png"), "--output", str(out)]
+    assert restore.main(args) == 0
+    with Image.open(out) as image:
+        assert image.size == (48, 32)
 
 
 def naive_ssim_channel(a: np.ndarray, b: np.ndarray) -> float:

@@ -12,6 +12,7 @@ NOT_APPLICABLE = {
     "forward_features_and_head": "forward_head picks the final image from forward_features' list of stage "
                                  "outputs; there are no pre-logits (tested in test_maxim.py)",
     "reset_classifier": _NO_CLASSIFIER,
+    "ggem_groups_are_checked_against_the_pooled_width": "image-to-image model: no global pooling to replace",
 }
 
 _S3 = 22_212_795  # MAXIM-3S, 3 supervision scales
@@ -24,7 +25,7 @@ _S2 = 14_176_178  # MAXIM-2S, 3 supervision scales
 # they would repeat the same computation on the same architecture.
 _REFERENCE = {"maxim_3s": "maxim_3s_denoising_sidd", "maxim_2s": "maxim_2s_deraining_rain13k"}
 _NETWORK_CHECKS = ("features_only", "forward_intermediates", "grad_checkpointing_changes_nothing",
-                   "eval_output_does_not_depend_on_batch")
+                   "eval_output_does_not_depend_on_batch", "empty_batch_gives_empty_outputs")
 
 
 def _row(name: str, params: int) -> ModelRow:
