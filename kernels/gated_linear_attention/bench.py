@@ -1,107 +1,146 @@
-"""Benchmark bidirectional GLA: ours (Triton) vs the PyTorch reference vs fla's chunk_gla.
+"""Benchmark bidirectional GLA (ViG): ours (Triton) side by side with its peers.
 
-    python -m zoo.kernels.gated_linear_attention.bench [--dtype bf16] [--batch 8] [--json out.json]
+    python -m zoo.kernels.gated_linear_attention.bench --out gla      # CUDA: gla.csv (row by row), gla.json
+    TRITON_INTERPRET=1 python -m zoo.kernels.gated_linear_attention.bench --smoke --out /tmp/gla   # CPU smoke
 
-Rows: each implementation x {forward, forward+backward} x N in 196..16384, for the head
-shapes of plain ViG (h 3, dk 32, dv 64: ViG-T) and ViG-H stage 1 (h 3, dk 16, dv 32), with
-the median time (triton.testing.do_bench) and the peak memory of one call. `fla` (the
-flash-linear-attention package, `chunk_gla` run twice, once per direction on flipped
-inputs, as the official train path does) is a peer only when installed; the zoo never
-depends on it. Needs a CUDA device. Speed is recorded in the model card, never asserted.
+Implementations, forward and forward+backward:
+
+    ours             the fused Triton kernels (zoo.kernels.gated_linear_attention, impl="triton")
+    reference        reference.bigla_chunked, eager
+    compiled         reference.bigla_chunked under torch.compile, one compiled function for all rows
+    official         the official train path (vig.md §2.3): the causal kernel once on the doubled batch
+                     cat([x, flip_N(x)]), gates cat([a_f, flip_N(a_b)]), o = o[:B] + flip_N(o[B:]);
+                     with fla's chunk_gla as the causal kernel (the official code vendors fla)
+    fla chunk_gla x2 fla's chunk_gla run once per direction, the backward one on flipped inputs
+
+fla (`pip install fla-core`, import name fla; the `bench` extra) is a peer, never a dependency: its
+rows are skipped, saying so, where it is not installed or there is no CUDA device.
+
+Shapes: the (B·H, N) grid of `zoo.kernels._bench`, 8 heads (fewer where B·H < 8) of plain ViG's
+head shape (dk 32, dv 64; `--head-dims 16 32` for ViG-H), q, k, v in bfloat16, the log-decay gates
+(logsigmoid / 16, as ViG) in float32. Bytes moved (the least traffic; Ek = B·N·H·dk and
+Ev = B·N·H·dv elements, s = 2 bytes, gates 4 bytes):
+
+    forward           q, k, v, a_f, a_b read, o written:  (2 Ek + 2 Ev) s + 2 Ek 4
+    forward+backward  + q, k, v, a_f, a_b, do read, dq, dk, dv, da_f, da_b written:
+                      forward + (4 Ek + 3 Ev) s + 4 Ek 4
+
+Rows go to <out>.csv as they are measured (see `zoo.kernels._bench`). Nothing here is asserted.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from .._bench import Bench, add_common_args, bench_device, compile_once, grid, triton_skip_reason
 from . import bidirectional_gla
 from .reference import bigla_chunked
 
-SHAPES = {"vig (h3, dk32, dv64)": (3, 32, 64), "vig_h stage1 (h3, dk16, dv32)": (3, 16, 32)}
-LENGTHS = (196, 784, 1024, 3136, 4096, 16384)
+HEADS = 8
 
 
-def _fla():
+def _fla_chunk_gla() -> tuple[Optional[Callable], str]:
+    """fla's chunk_gla, or None and why not."""
     try:
         from fla.ops.gla import chunk_gla
-    except Exception:  # not installed (or broken): no peer row
-        return None
+    except Exception as err:  # noqa: BLE001 - not installed, or broken against this torch / Triton
+        return None, f"fla not importable ({type(err).__name__}: {str(err)[:80]}); pip install fla-core"
+    return chunk_gla, ""
 
-    def fla_bidirectional(q, k, v, a_f, a_b, scale):
-        # fla takes (B, T, H, D) and log-space gates; the backward scan on flipped inputs.
+
+def _flip(t: torch.Tensor) -> torch.Tensor:
+    return t.flip(1)
+
+
+def fla_two_directions(chunk_gla: Callable) -> Callable:
+    def run(q, k, v, a_f, a_b, scale):
         o_f = chunk_gla(q, k, v, a_f, scale=scale)[0]
-        flip = lambda t: t.flip(1)  # noqa: E731
-        o_b = chunk_gla(flip(q), flip(k), flip(v), flip(a_b), scale=scale)[0]
-        return o_f + flip(o_b)
-    return fla_bidirectional
+        o_b = chunk_gla(_flip(q), _flip(k), _flip(v), _flip(a_b), scale=scale)[0]
+        return o_f + _flip(o_b)
+    return run
 
 
-def _inputs(B, N, H, dk, dv, dtype, grad):
-    q, k = torch.randn(2, B, N, H, dk, device="cuda", dtype=dtype)
-    v = torch.randn(B, N, H, dv, device="cuda", dtype=dtype)
-    a_f, a_b = F.logsigmoid(torch.randn(2, B, N, H, dk, device="cuda")) / 16
-    return [t.requires_grad_(grad) for t in (q, k, v, a_f, a_b)]
+def official_train_path(chunk_gla: Callable) -> Callable:
+    """ViG's train(): one causal call on the batch doubled with the reversed sequence."""
+    def run(q, k, v, a_f, a_b, scale):
+        B = q.shape[0]
+        q2, k2, v2 = (torch.cat([t, _flip(t)]) for t in (q, k, v))
+        o2 = chunk_gla(q2, k2, v2, torch.cat([a_f, _flip(a_b)]), scale=scale)[0]
+        return o2[:B] + _flip(o2[B:])
+    return run
 
 
-def _measure(fn, inputs, backward):
-    from triton.testing import do_bench
+def _implementations(device: torch.device, compiled: bool) -> dict[str, tuple[Optional[Callable], str]]:
+    """name -> (function(q, k, v, a_f, a_b, scale), "") or (None, why its rows are skipped)."""
+    def entry(fn: Optional[Callable], why: str) -> tuple[Optional[Callable], str]:
+        return (None, why) if why else (fn, "")
 
-    def call():
-        out = fn(*inputs, inputs[0].shape[-1] ** -0.5)
-        if backward:
-            out.backward(torch.ones_like(out))
-    call()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    call()
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() - base
-    return do_bench(call, warmup=25, rep=100), peak
+    chunk_gla, fla_why = _fla_chunk_gla()
+    if chunk_gla is not None and device.type != "cuda":
+        fla_why = "fla's kernels run on CUDA only"
+    return {
+        "ours": entry(lambda *a: bidirectional_gla(*a, impl="triton"), triton_skip_reason(device) or ""),
+        "reference": entry(bigla_chunked, ""),
+        "compiled": entry(compile_once(bigla_chunked) if compiled else None,
+                          "" if compiled else "torch.compile rows off (--smoke / --no-compile)"),
+        "official": entry(chunk_gla and official_train_path(chunk_gla), fla_why),
+        "fla chunk_gla x2": entry(chunk_gla and fla_two_directions(chunk_gla), fla_why),
+    }
 
 
-def main(argv=None) -> int:
+def _call(fn: Callable, batch: int, n: int, heads: int, dk: int, dv: int, device: torch.device,
+          backward: bool) -> Callable[[], object]:
+    """The thunk that runs one row: forward, or forward and the input gradients."""
+    q, k = torch.randn(2, batch, n, heads, dk, device=device, dtype=torch.bfloat16)
+    v = torch.randn(batch, n, heads, dv, device=device, dtype=torch.bfloat16)
+    a_f, a_b = F.logsigmoid(torch.randn(2, batch, n, heads, dk, device=device)) / 16
+    inputs = [t.requires_grad_(backward) for t in (q, k, v, a_f, a_b)]
+    scale = dk ** -0.5
+    if not backward:
+        def forward():
+            with torch.no_grad():
+                return fn(*inputs, scale)
+        return forward
+    do = torch.randn(batch, n, heads, dv, device=device, dtype=torch.bfloat16)
+    return lambda: torch.autograd.grad(fn(*inputs, scale), inputs, do)
+
+
+def bytes_moved(batch: int, n: int, heads: int, dk: int, dv: int, backward: bool) -> int:
+    ek, ev = batch * n * heads * dk, batch * n * heads * dv
+    forward = (2 * ek + 2 * ev) * 2 + 2 * ek * 4
+    return forward + ((4 * ek + 3 * ev) * 2 + 4 * ek * 4 if backward else 0)
+
+
+def main(argv: Optional[list[str]] = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--lengths", type=int, nargs="*", default=list(LENGTHS))
-    parser.add_argument("--json", help="also write the rows here")
+    add_common_args(parser, "gated_linear_attention")
+    parser.add_argument("--head-dims", type=int, nargs=2, default=[32, 64], metavar=("DK", "DV"))
+    parser.add_argument("--no-compile", action="store_true", help="no torch.compile rows")
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("bench needs a CUDA device", file=sys.stderr)
-        return 1
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
-    impls = {"ours (triton)": lambda *a: bidirectional_gla(*a, impl="triton"),
-             "reference (torch chunked)": bigla_chunked}
-    fla = _fla()
-    if fla is not None:
-        impls["fla chunk_gla x2"] = fla
-    rows = []
-    print(f"device: {torch.cuda.get_device_name()}, dtype {args.dtype}, batch {args.batch}")
-    print("| shape | N | impl | mode | ms | peak MiB |\n|---|---|---|---|---|---|")
-    for shape_name, (H, dk, dv) in SHAPES.items():
-        for N in args.lengths:
-            for mode in ("fwd", "fwd+bwd"):
-                for name, fn in impls.items():
-                    inputs = _inputs(args.batch, N, H, dk, dv, dtype, grad=mode != "fwd")
-                    try:
-                        ms, peak = _measure(fn, inputs, backward=mode != "fwd")
-                    except torch.cuda.OutOfMemoryError:
-                        ms, peak = float("nan"), float("nan")
-                        torch.cuda.empty_cache()
-                    row = dict(shape=shape_name, N=N, impl=name, mode=mode, ms=ms, peak_mib=peak / 2 ** 20,
-                               batch=args.batch, dtype=args.dtype, device=torch.cuda.get_device_name())
-                    rows.append(row)
-                    print(f"| {shape_name} | {N} | {name} | {mode} | {ms:.3f} | {row['peak_mib']:.1f} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
-    return 0
+    device = bench_device(args)
+    dk, dv = args.head_dims
+    bench = Bench("gated_linear_attention", device, args.out, args.budget_s, args.peak_gbps, vars(args), args.smoke)
+    impls = _implementations(device, compiled=not (args.smoke or args.no_compile))
+    try:
+        for bh, n in grid(args):
+            heads = min(HEADS, bh)
+            batch = max(1, bh // heads)
+            for name, (fn, why) in impls.items():
+                for pass_name, backward in (("fwd", False), ("fwd+bwd", True)):
+                    keys = dict(config=f"dk={dk} dv={dv}", batch=batch, heads=heads, tokens=n, dtype="bf16",
+                                impl=name, **{"pass": pass_name})
+                    if fn is None:
+                        bench.skip(keys, why)
+                        continue
+                    bench.measure(keys, lambda fn=fn, backward=backward: _call(
+                        fn, batch, n, heads, dk, dv, device, backward), bytes_moved(batch, n, heads, dk, dv, backward))
+    finally:
+        rows = bench.close()
+    return rows
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -1,30 +1,40 @@
-"""Benchmark: fused Gaussian-kernel attention vs SOFT's official torch path, on a CUDA device.
+"""Benchmark SOFT's Gaussian-kernel attention: ours (Triton) side by side with its peers.
 
-    python -m zoo.kernels.gaussian_attention.bench [--batch 8] [--dtype float32] [--stage 1]
+    python -m zoo.kernels.gaussian_attention.bench --out soft        # CUDA: soft.csv (row by row), soft.json
+    TRITON_INTERPRET=1 python -m zoo.kernels.gaussian_attention.bench --smoke --out /tmp/soft   # CPU smoke
 
-For each input resolution 224^2 ... 1024^2 it builds the shapes of one SOFT
-attention layer (stage 1: N = (R/4)^2 queries, m = (R/32)^2 landmarks, 2 heads
-of 32 channels; stage 2 / 3 as the network has them) and times, forward and
-forward + backward, with the peak memory above the inputs:
+Implementations of X = K1 @ (M @ (K1^T @ V)), K1 = exp(-||q - l||^2 / 2), forward and forward+backward:
 
-- `official`: `kernel_method="torch"` - K1 = exp(-(|q|^2 + |l|^2 - 2 q.l) / 2) materialised,
-  X = (K1 @ M) @ (K1^T @ V), autograd;
-- `fused`: `gaussian_attention(..., impl="triton")` - K1 never stored.
+    ours        the fused Triton kernels (impl="triton"): K1 built tile by tile, never stored
+    reference   reference.gaussian_attention_reference, eager (K1 materialised in float32)
+    compiled    the reference under torch.compile, one compiled function for all rows
+    official    SOFT's `kernel_method="torch"` path: K1 = exp(-(|q|^2 + |l|^2 - 2 q.l) / 2)
+                materialised in the input dtype, X = (K1 @ M) @ (K1^T @ V)
 
-The Newton routine (m x m) is the same for both and is not timed. Prints a
-Markdown table; record it with the device, dtype, batch and date.
+Shapes: the (B·H, N) grid of `zoo.kernels._bench` as SOFT's stage 1 has them: 2 heads of 32
+channels (B·H / 2 images), m = (sqrt(N) / 8)^2 landmarks (pooling 8: 49 at N = 56^2, 784 at
+224^2), q and v in bfloat16, landmarks and the mixing matrix M (m x m, from the Newton
+iteration, not timed) in float32. Bytes moved (the least traffic; per head, s = 2 bytes):
+
+    forward           q, v read, X written, landmarks and M read:  (N d + 2 N e) s + (m d + m^2) 4
+    forward+backward  + q, v, dX, landmarks, M read, dq, dv, dlandmarks, dM written:
+                      forward + (2 N d + 3 N e) s + 2 (m d + m^2) 4
+
+The materialising paths need N·m floats per head: their rows past the device's memory are
+written as skipped. Rows go to <out>.csv as measured (see `zoo.kernels._bench`). Nothing is asserted.
 """
 from __future__ import annotations
 
 import argparse
+from typing import Callable, Optional
 
 import torch
 
+from .._bench import Bench, add_common_args, bench_device, compile_once, grid, triton_skip_reason
 from . import gaussian_attention
-from .reference import gaussian_kernel
+from .reference import gaussian_attention_reference, gaussian_kernel
 
-# (token stride, landmark pooling, heads) of SOFT-Tiny's three SOFT stages.
-STAGES = {1: (4, 8, 2), 2: (8, 4, 4), 3: (16, 2, 10)}
+HEADS, HEAD_DIM, LANDMARK_POOLING = 2, 32, 8
 
 
 def official_torch_path(q, lm, mixing, v):
@@ -32,69 +42,69 @@ def official_torch_path(q, lm, mixing, v):
     return torch.matmul(torch.matmul(k1, mixing.to(q.dtype)), torch.matmul(k1.transpose(-1, -2), v))
 
 
-def fused_path(q, lm, mixing, v):
-    return gaussian_attention(q, lm, mixing, v, impl="triton")
+def _landmarks(n: int) -> int:
+    return max(1, round(n ** 0.5) // LANDMARK_POOLING) ** 2
 
 
-def measure(fn, inputs, backward: bool, reps: int = 20) -> tuple[float, float]:
-    """(milliseconds per call, peak MiB allocated above the inputs)."""
-    grad = None
-    for _ in range(3):
-        out = fn(*inputs)
-        if backward:
-            grad = torch.randn_like(out) if grad is None else grad
-            torch.autograd.grad(out, inputs, grad)
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        out = fn(*inputs)
-        if backward:
-            torch.autograd.grad(out, inputs, grad)
-        del out
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps, (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+def _call(fn: Callable, batch: int, heads: int, n: int, d: int, device: torch.device,
+          backward: bool) -> Callable[[], object]:
+    """The thunk that runs one row: forward, or forward and the input gradients."""
+    m = _landmarks(n)
+    q = (torch.randn(batch, heads, n, d, device=device) / d ** 0.25).to(torch.bfloat16)
+    v = torch.randn(batch, heads, n, d, device=device, dtype=torch.bfloat16)
+    lm = torch.randn(batch, heads, m, d, device=device) * 0.3
+    mixing = torch.randn(batch, heads, m, m, device=device) / m
+    inputs = [t.requires_grad_(backward) for t in (q, lm, mixing, v)]
+    if not backward:
+        def forward():
+            with torch.no_grad():
+                return fn(*inputs)
+        return forward
+    dx = torch.randn(batch, heads, n, d, device=device, dtype=torch.bfloat16)
+    return lambda: torch.autograd.grad(fn(*inputs), inputs, dx)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--stage", type=int, default=1, choices=sorted(STAGES))
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[224, 384, 512, 768, 1024])
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("the benchmark needs a CUDA device")
-    dtype = getattr(torch, args.dtype)
-    stride, ratio, heads = STAGES[args.stage]
-    print(f"device: {torch.cuda.get_device_name()}, dtype {args.dtype}, batch {args.batch}, "
-          f"SOFT stage {args.stage} (heads {heads}, head dim 32, landmark pooling {ratio})\n")
-    print("| input | N | m | pass | official ms | fused ms | speed-up | official MiB | fused MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for res in args.resolutions:
-        side = -(-res // stride)
-        n, m = side * side, (side // ratio) ** 2
-        g = torch.Generator(device="cuda").manual_seed(0)
-        q = torch.randn(args.batch, heads, n, 32, device="cuda", generator=g) / 32 ** 0.25
-        lm = torch.randn(args.batch, heads, m, 32, device="cuda", generator=g) * 0.3
-        mixing = torch.randn(args.batch, heads, m, m, device="cuda", generator=g) / m
-        v = torch.randn(args.batch, heads, n, 32, device="cuda", generator=g)
-        inputs = [q.to(dtype), lm, mixing, v.to(dtype)]
-        for backward in (False, True):
-            inputs = [t.detach().requires_grad_(backward) for t in inputs]
-            row = []
-            for fn in (official_torch_path, fused_path):
-                try:
-                    row.append(measure(fn, inputs, backward))
-                except torch.cuda.OutOfMemoryError:
-                    row.append((float("nan"), float("nan")))
-                    torch.cuda.empty_cache()
-            (t_off, m_off), (t_fused, m_fused) = row
-            print(f"| {res}^2 | {n} | {m} | {'fwd+bwd' if backward else 'fwd'} | {t_off:.3f} | {t_fused:.3f} | "
-                  f"{t_off / t_fused:.2f}x | {m_off:.1f} | {m_fused:.1f} |")
+def bytes_moved(batch: int, heads: int, n: int, d: int, backward: bool) -> int:
+    m = _landmarks(n)
+    small = (m * d + m * m) * 4
+    forward = (n * d + 2 * n * d) * 2 + small
+    per_head = forward + ((2 * n * d + 3 * n * d) * 2 + 2 * small if backward else 0)
+    return batch * heads * per_head
+
+
+def main(argv: Optional[list[str]] = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, "gaussian_attention")
+    parser.add_argument("--no-compile", action="store_true", help="no torch.compile rows")
+    args = parser.parse_args(argv)
+    device = bench_device(args)
+    bench = Bench("gaussian_attention", device, args.out, args.budget_s, args.peak_gbps, vars(args), args.smoke)
+    compiled = not (args.smoke or args.no_compile)
+    no_triton = triton_skip_reason(device)
+    d = 16 if args.smoke else HEAD_DIM  # the interpreter loops over the channels one by one
+    impls: dict[str, tuple[Optional[Callable], str]] = {
+        "ours": (None, no_triton) if no_triton else (lambda *a: gaussian_attention(*a, impl="triton"), ""),
+        "reference": (gaussian_attention_reference, ""),
+        "compiled": (compile_once(gaussian_attention_reference), "") if compiled
+        else (None, "torch.compile rows off (--smoke / --no-compile)"),
+        "official": (official_torch_path, ""),
+    }
+    try:
+        for bh, n in grid(args):
+            heads = min(HEADS, bh)
+            batch = max(1, bh // heads)
+            for name, (fn, why) in impls.items():
+                for pass_name, backward in (("fwd", False), ("fwd+bwd", True)):
+                    keys = dict(config=f"d={d} m={_landmarks(n)}", batch=batch, heads=heads, tokens=n,
+                                dtype="bf16", impl=name, **{"pass": pass_name})
+                    if fn is None:
+                        bench.skip(keys, why)
+                        continue
+                    bench.measure(keys, lambda fn=fn, backward=backward: _call(
+                        fn, batch, heads, n, d, device, backward), bytes_moved(batch, heads, n, d, backward))
+    finally:
+        rows = bench.close()
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,24 +1,117 @@
-"""Benchmark the multi-step LIF: the fused Triton kernel against its peers, and Max-Former end to end.
+"""Benchmark the multi-step LIF neuron: ours (Triton) side by side with its peers; Max-Former end to end.
 
-    python -m zoo.kernels.lif.bench                 # neuron: T in 1, 2, 4, 8; forward and forward+backward
-    python -m zoo.kernels.lif.bench --model         # maxformer_10_384/768 images/s, Triton vs reference neurons
+    python -m zoo.kernels.lif.bench --out lif            # CUDA: lif.csv (row by row), lif.json
+    python -m zoo.kernels.lif.bench --model              # maxformer_10_384/768 images/s, Triton vs reference neurons
+    TRITON_INTERPRET=1 python -m zoo.kernels.lif.bench --smoke --out /tmp/lif   # CPU smoke run
 
-Peers: the PyTorch reference loop (eager), the same loop under torch.compile,
-and, where installed, spikingjelly 0.0.0.0.12's MultiStepLIFNode with its
-'torch' and 'cupy' backends (never a dependency of the zoo). Times are CUDA-
-event medians; memory is the peak allocated during the call beyond its
-inputs. Speed is measured and recorded (model card), never asserted in a test.
+Implementations, forward (inference: spikes only) and forward+backward (training: BPTT):
+
+    ours                the fused Triton kernels (impl="triton")
+    reference           reference.multistep_lif_reference, the PyTorch loop over T, eager
+    compiled            the reference under torch.compile, one compiled function for all rows
+    official            spikingjelly 0.0.0.0.12's MultiStepLIFNode with backend 'cupy', as Max-Former's
+                        official code hard-codes it (maxformer.md)
+    spikingjelly torch  the same node with its 'torch' backend
+
+spikingjelly (the `bench` extra; its cupy backend needs cupy) is a peer, never a dependency: its
+rows are skipped, saying so, where it is missing or cannot run.
+
+Shapes: T = `--steps` (default 4) steps of the (B·H, N) grid of `zoo.kernels._bench` with 32
+channels per head, x of shape (T, B·H, N, 32) in `--dtype` (default float32). Bytes moved per
+neuron-step (the least traffic; s bytes per element; h, the charged membrane the backward
+reads, is stored in float32):
+
+    forward (inference)   x read, spikes written:                        2 s
+    forward+backward      x read, spikes and h written; h, dspikes read,
+                          dx written:                                    4 s + 8
+
+Rows go to <out>.csv as measured (see `zoo.kernels._bench`). Speed is recorded, never asserted.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
+from .._bench import Bench, add_common_args, bench_device, compile_once, grid, triton_skip_reason
 from . import multistep_lif, multistep_lif_reference
 
+CHANNELS = 32
+
+
+def _spikingjelly(backend: str, device: torch.device) -> tuple[Optional[Callable], str]:
+    """spikingjelly's MultiStepLIFNode (tau 2, hard reset to 0, threshold 1, sigmoid surrogate 4,
+    detached reset: the zoo's defaults) on `backend`, or None and why not."""
+    try:
+        from spikingjelly.clock_driven import neuron  # a peer only; not a zoo dependency
+    except Exception as err:  # noqa: BLE001
+        return None, f"spikingjelly not importable ({type(err).__name__}); pip install spikingjelly==0.0.0.0.12"
+    if device.type != "cuda" and backend == "cupy":
+        return None, "the cupy backend runs on CUDA only"
+    try:
+        node = neuron.MultiStepLIFNode(tau=2.0, detach_reset=True, backend=backend).to(device)
+
+        def run(x, node=node):
+            node.reset()
+            return node(x)
+        run(torch.full((2, 4), 1.5, device=device))  # fails here if the backend cannot run
+    except Exception as err:  # noqa: BLE001
+        return None, f"spikingjelly backend {backend} unavailable: {type(err).__name__}: {str(err)[:80]}"
+    return run, ""
+
+
+def _call(fn: Callable, steps: int, bh: int, n: int, dtype: torch.dtype, device: torch.device,
+          backward: bool) -> Callable[[], object]:
+    """The thunk that runs one row: inference, or forward and dL/dx."""
+    x = (0.8 + 1.2 * torch.randn(steps, bh, n, CHANNELS, device=device)).to(dtype).requires_grad_(backward)
+    if not backward:
+        def forward():
+            with torch.no_grad():
+                return fn(x)
+        return forward
+    grad = torch.randn_like(x)
+    return lambda: torch.autograd.grad(fn(x), x, grad)
+
+
+def bytes_moved(steps: int, bh: int, n: int, dtype: torch.dtype, backward: bool) -> int:
+    size = torch.finfo(dtype).bits // 8
+    return steps * bh * n * CHANNELS * ((4 * size + 8) if backward else 2 * size)
+
+
+def bench_neuron(args: argparse.Namespace) -> list[dict]:
+    device = bench_device(args)
+    dtype = getattr(torch, args.dtype)
+    bench = Bench("lif", device, args.out, args.budget_s, args.peak_gbps, vars(args), args.smoke)
+    no_triton = triton_skip_reason(device)
+    compiled = not (args.smoke or args.no_compile)
+    impls: dict[str, tuple[Optional[Callable], str]] = {
+        "ours": (None, no_triton) if no_triton else (lambda x: multistep_lif(x, impl="triton"), ""),
+        "reference": (multistep_lif_reference, ""),
+        "compiled": (compile_once(multistep_lif_reference), "") if compiled
+        else (None, "torch.compile rows off (--smoke / --no-compile)"),
+        "official": _spikingjelly("cupy", device),
+        "spikingjelly torch": _spikingjelly("torch", device),
+    }
+    try:
+        for bh, n in grid(args):
+            for name, (fn, why) in impls.items():
+                for pass_name, backward in (("fwd", False), ("fwd+bwd", True)):
+                    keys = dict(config=f"T={args.steps} C={CHANNELS}", batch=bh, heads=1, tokens=n,
+                                dtype=str(dtype).removeprefix("torch."), impl=name, **{"pass": pass_name})
+                    if fn is None:
+                        bench.skip(keys, why)
+                        continue
+                    bench.measure(keys, lambda fn=fn, backward=backward: _call(
+                        fn, args.steps, bh, n, dtype, device, backward),
+                        bytes_moved(args.steps, bh, n, dtype, backward))
+    finally:
+        rows = bench.close()
+    return rows
+
+
+# ----------------------------------------------------------------------------- Max-Former end to end
 
 def _time(fn: Callable[[], object], warmup: int = 3, iters: int = 20) -> tuple[float, float]:
     """(median ms, peak extra MiB) of fn() on the current CUDA device."""
@@ -36,61 +129,6 @@ def _time(fn: Callable[[], object], warmup: int = 3, iters: int = 20) -> tuple[f
         torch.cuda.synchronize()
         times.append(start.elapsed_time(end))
     return statistics.median(times), (torch.cuda.max_memory_allocated() - base) / 2 ** 20
-
-
-def _peers() -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    peers: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-        "zoo triton": lambda x: multistep_lif(x, impl="triton"),
-        "zoo reference (eager loop)": lambda x: multistep_lif(x, impl="reference"),
-    }
-    try:
-        compiled = torch.compile(multistep_lif_reference, dynamic=False)
-        peers["reference, torch.compile"] = lambda x: compiled(x)
-    except Exception as err:  # noqa: BLE001 - report and go on
-        print(f"torch.compile unavailable: {err}")
-    try:
-        from spikingjelly.clock_driven import neuron  # peer only; not a zoo dependency
-
-        for backend in ("torch", "cupy"):
-            try:
-                node = neuron.MultiStepLIFNode(tau=2.0, detach_reset=True, backend=backend)
-
-                def run(x, node=node):
-                    node.reset()
-                    return node(x)
-                run(torch.zeros(2, 4, device="cuda"))
-                peers[f"spikingjelly {backend}"] = run
-            except Exception as err:  # noqa: BLE001
-                print(f"spikingjelly backend {backend} unavailable: {err}")
-    except ImportError:
-        print("spikingjelly not installed: no spikingjelly rows")
-    return peers
-
-
-def bench_neuron(shape: tuple[int, ...], steps: tuple[int, ...], dtype: torch.dtype) -> None:
-    neurons = 1
-    for s in shape:
-        neurons *= s
-    print(f"\n### LIF, {neurons / 1e6:.1f} M neurons per step {tuple(shape)}, {dtype}\n")
-    print("| T | implementation | fwd ms | fwd MiB | fwd+bwd ms | fwd+bwd MiB |")
-    print("|-|-|-|-|-|-|")
-    peers = _peers()
-    for T in steps:
-        x = (0.8 + 1.2 * torch.randn((T,) + tuple(shape), device="cuda")).to(dtype)
-        grad = torch.randn_like(x)
-        xg = x.clone().requires_grad_()
-        for name, fn in peers.items():
-            try:
-                with torch.no_grad():
-                    fwd = _time(lambda: fn(x))
-
-                def train_step():
-                    xg.grad = None
-                    fn(xg).backward(grad)
-                both = _time(train_step)
-                print(f"| {T} | {name} | {fwd[0]:.3f} | {fwd[1]:.0f} | {both[0]:.3f} | {both[1]:.0f} |")
-            except Exception as err:  # noqa: BLE001
-                print(f"| {T} | {name} | failed: {type(err).__name__}: {str(err)[:80]} | | | |")
 
 
 def bench_model(names: tuple[str, ...], batch: int, steps: tuple[int, ...], amp: bool) -> None:
@@ -116,24 +154,24 @@ def bench_model(names: tuple[str, ...], batch: int, steps: tuple[int, ...], amp:
         torch.cuda.empty_cache()
 
 
-def main() -> None:
+def main(argv: Optional[list[str]] = None) -> Optional[list[dict]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="store_true", help="time Max-Former end to end instead of the neuron")
-    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--shape", type=int, nargs="+", default=[32, 384, 56, 56],
-                        help="neurons per step (default: the 10-384 stage-1 MLP hidden layer at batch 32)")
+    add_common_args(parser, "lif")
+    parser.add_argument("--steps", type=int, default=4, help="time steps T")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--no-compile", action="store_true", help="no torch.compile rows")
+    parser.add_argument("--model", action="store_true", help="time Max-Former end to end instead of the neuron")
+    parser.add_argument("--batch", type=int, default=32, help="model mode: images per batch")
     parser.add_argument("--amp", action="store_true", help="model mode: bf16 autocast")
     parser.add_argument("--names", nargs="+", default=["maxformer_10_384", "maxformer_10_768"])
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("the benchmark needs a CUDA device")
-    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    args = parser.parse_args(argv)
     if args.model:
-        bench_model(tuple(args.names), args.batch, tuple(args.steps), args.amp)
-    else:
-        bench_neuron(tuple(args.shape), tuple(args.steps), getattr(torch, args.dtype))
+        if not torch.cuda.is_available():
+            raise SystemExit("lif bench --model needs a CUDA device")
+        print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+        bench_model(tuple(args.names), args.batch, (1, 2, 4, 8), args.amp)
+        return None
+    return bench_neuron(args)
 
 
 if __name__ == "__main__":

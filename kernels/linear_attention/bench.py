@@ -1,46 +1,36 @@
-"""Benchmark of the shared linear attention: Triton vs the PyTorch formulations.
+"""Benchmark of the shared linear attention: ours (Triton) side by side with its peers.
 
-    python -m zoo.kernels.linear_attention.bench                  # CUDA, the full table
-    python -m zoo.kernels.linear_attention.bench --device cpu --quick   # smoke run
+    python -m zoo.kernels.linear_attention.bench --out la            # CUDA: la.csv (row by row), la.json
+    python -m zoo.kernels.linear_attention.bench --variants rala --budget-s 40
+    TRITON_INTERPRET=1 python -m zoo.kernels.linear_attention.bench --smoke --out /tmp/la   # CPU smoke run
 
-For each variant, N in {196, 784, 3136, 12544, 50176} (RoPE grids 14^2 ... 224^2;
-InLine without RoPE), d in {32, 64}, bfloat16, 4 heads and a batch holding about
-400k tokens per head, it times the forward and forward+backward of
+Implementations, forward and forward+backward, on the channels-first strided views the models pass:
 
-    triton      the fused kernels (CUDA only)
-    reference   reference.py in eager mode (fp32 math)
-    compiled    reference.py under torch.compile
-    official    the official modules' formulation: the einsum / matmul chain in the
-                input dtype, written here from the specs (ravlt.md, mala.md §2.4, inline.md §2.1)
+    ours        the fused Triton kernels (zoo.kernels.linear_attention, impl="triton")
+    reference   reference.py, eager (fp32 math)
+    compiled    reference.py under torch.compile, one compiled function for all rows
+    official    the official modules' formulation: the einsum / matmul chain in the input dtype,
+                written here from the specs (ravlt.md, mala.md §2.4, inline.md §2.1)
 
-on channels-first strided views (as the models pass them), and reports the median
-time, the achieved bandwidth of the minimal traffic (read q, k, v [and dY], write y
-[and dq, dk, dv] once) as a percentage of the device's peak, and the peak memory
-above the inputs. Rows go to <out>.csv and, with the device name, versions and date,
-to <out>.json. Nothing here is asserted: numbers are measured, never assumed.
+over the (B·H, N) grid of `zoo.kernels._bench` (N = 14^2 ... 224^2, the RoPE grid; InLine has no
+RoPE), 8 heads of `--head-dim` (default 32) channels, bfloat16. Bytes moved (the least traffic:
+every input read once, every output written once; E = B·H·N·d elements of s bytes):
+forward 4·E·s (q, k, v, y); forward+backward 11·E·s (+ dy, q, k, v read again, dq, dk, dv).
+Rows go to <out>.csv as they are measured (see `zoo.kernels._bench`). Nothing here is asserted.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import json
-import platform
-import statistics
-import time
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from .._bench import Bench, add_common_args, bench_device, compile_once, grid, triton_skip_reason
 from . import linear_attention
-from .reference import apply_rope_2d, rope_2d_tables
+from .reference import linear_attention_reference, rope_2d_tables
 
-GRIDS = {196: (14, 14), 784: (28, 28), 3136: (56, 56), 12544: (112, 112), 50176: (224, 224)}
-TOKENS_PER_HEAD_BATCH = 8 * 50176
-HEADS = 4
-FIELDS = ["variant", "n_tokens", "head_dim", "batch", "heads", "dtype", "impl", "pass", "ms", "gbps",
-          "pct_peak_bw", "peak_mem_mib", "note"]
+HEADS = 8
 
 
 # ----------------------------------------------------------------------------- the official formulation
@@ -72,158 +62,77 @@ def official_formulation(q, k, v, *, variant: str, rope_hw=None, eps: float = 1e
         - z * v.mean(-2, keepdim=True)
 
 
-# ----------------------------------------------------------------------------- measuring
+# ----------------------------------------------------------------------------- rows
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_ms(fn: Callable[[], object], device: torch.device, warmup: int, reps: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def _peak_mem_mib(fn: Callable[[], object], device: torch.device) -> Optional[float]:
-    if device.type != "cuda":
-        return None
-    _sync(device)
-    base = torch.cuda.memory_allocated(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    fn()
-    _sync(device)
-    return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
-
-
-def peak_bandwidth_gbps(device: torch.device) -> Optional[float]:
-    """HBM/GDDR peak from the memory clock (double data rate) and bus width; None on CPU."""
-    if device.type != "cuda":
-        return None
-    props = torch.cuda.get_device_properties(device)
-    return 2 * props.memory_clock_rate * 1e3 * props.memory_bus_width / 8 / 1e9
-
-
-def _make_inputs(batch: int, n: int, d: int, dtype: torch.dtype, device: torch.device):
-    fused = torch.randn(batch, 3 * HEADS * d, n, device=device, dtype=dtype)
-    return [t.view(batch, HEADS, d, n).transpose(-1, -2).detach().requires_grad_() for t in fused.chunk(3, dim=1)]
-
-
-def _implementations(device: torch.device, compile_reference: bool) -> dict[str, Callable]:
-    impls: dict[str, Callable] = {}
-    if device.type == "cuda":
-        impls["triton"] = lambda q, k, v, **kw: linear_attention(q, k, v, impl="triton", **kw)
-    impls["reference"] = lambda q, k, v, **kw: linear_attention(q, k, v, impl="reference", **kw)
-    if compile_reference:
-        impls["compiled"] = "compiled"  # built per configuration (see _run_config)
-    impls["official"] = official_formulation
+def _implementations(device: torch.device, compiled: bool) -> dict[str, Optional[Callable]]:
+    impls: dict[str, Optional[Callable]] = {
+        "ours": lambda q, k, v, **kw: linear_attention(q, k, v, impl="triton", **kw),
+        "reference": linear_attention_reference,
+        "compiled": compile_once(linear_attention_reference) if compiled else None,
+        "official": official_formulation,
+    }
     return impls
 
 
-def _run_config(variant, n, d, dtype, device, impls, warmup, reps, peak_gbps, batch):
-    rope_hw = None if variant == "inline" else GRIDS.get(n, (1, n))
-    q, k, v = _make_inputs(batch, n, d, dtype, device)
+def _inputs(batch: int, heads: int, n: int, d: int, dtype: torch.dtype, device: torch.device, grad: bool):
+    fused = torch.randn(batch, 3 * heads * d, n, device=device, dtype=dtype)
+    return [t.view(batch, heads, d, n).transpose(-1, -2).requires_grad_(grad) for t in fused.chunk(3, dim=1)]
+
+
+def _call(fn: Callable, variant: str, batch: int, heads: int, n: int, d: int, dtype: torch.dtype,
+          device: torch.device, backward: bool) -> Callable[[], object]:
+    """The thunk that runs one row: forward, or forward and the input gradients."""
+    side = round(n ** 0.5)
+    rope_hw = None if variant == "inline" or side * side != n else (side, side)
+    q, k, v = _inputs(batch, heads, n, d, dtype, device, backward)
+    if not backward:
+        def forward():
+            with torch.no_grad():
+                return fn(q, k, v, variant=variant, rope_hw=rope_hw)
+        return forward
     dy = torch.randn(q.shape, device=device, dtype=dtype)
-    elems = q.numel() * q.element_size()
-    traffic = {"fwd": 4 * elems, "fwd+bwd": 11 * elems}
-    rows = []
-    for name, fn in impls.items():
-        if fn == "compiled":
-            from .reference import linear_attention_reference
-            torch._dynamo.reset()
-            fn = torch.compile(linear_attention_reference)
-        call = (lambda fn=fn: fn(q, k, v, variant=variant, rope_hw=rope_hw))
-        passes = {"fwd": lambda: call(), "fwd+bwd": lambda: torch.autograd.grad(call(), (q, k, v), dy)}
-        for pass_name, run in passes.items():
-            row = dict(variant=variant, n_tokens=n, head_dim=d, batch=batch, heads=HEADS, dtype=str(dtype)[6:],
-                       impl=name, **{"pass": pass_name}, ms=None, gbps=None, pct_peak_bw=None, peak_mem_mib=None,
-                       note="")
-            try:
-                with torch.no_grad() if pass_name == "fwd" else torch.enable_grad():
-                    row["ms"] = _median_ms(run, device, warmup, reps)
-                    row["peak_mem_mib"] = _peak_mem_mib(run, device)
-                row["gbps"] = traffic[pass_name] / row["ms"] / 1e6
-                if peak_gbps:
-                    row["pct_peak_bw"] = 100 * row["gbps"] / peak_gbps
-            except torch.OutOfMemoryError as err:  # the formulations that materialise more than the kernels
-                row["note"] = f"OOM: {str(err)[:80]}"
-                torch.cuda.empty_cache()
-            rows.append(row)
-    return rows
-
-
-def _metadata(device: torch.device, peak_gbps: Optional[float]) -> dict:
-    try:
-        import triton
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
-    return dict(device=name, peak_bandwidth_gbps=peak_gbps, torch=torch.__version__, triton=triton_version,
-                cuda=torch.version.cuda, python=platform.python_version(),
-                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-
-
-def _format_table(rows: list[dict]) -> str:
-    lines = [f"{'variant':8} {'N':>6} {'d':>3} {'impl':10} {'pass':8} {'ms':>9} {'GB/s':>8} {'%peak':>6} {'MiB':>8}"]
-    for r in rows:
-        def fmt(x, spec):
-            return format(x, spec) if x is not None else "-"
-        lines.append(f"{r['variant']:8} {r['n_tokens']:>6} {r['head_dim']:>3} {r['impl']:10} {r['pass']:8} "
-                     f"{fmt(r['ms'], '9.3f')} {fmt(r['gbps'], '8.1f')} {fmt(r['pct_peak_bw'], '6.1f')} "
-                     f"{fmt(r['peak_mem_mib'], '8.1f')} {r['note']}")
-    return "\n".join(lines)
+    return lambda: torch.autograd.grad(fn(q, k, v, variant=variant, rope_hw=rope_hw), (q, k, v), dy)
 
 
 def main(argv: Optional[list[str]] = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--quick", action="store_true", help="one small shape, few repetitions, no torch.compile")
+    add_common_args(parser, "linear_attention")
     parser.add_argument("--variants", nargs="+", default=["rala", "mala", "inline"])
-    parser.add_argument("--tokens", nargs="+", type=int, default=list(GRIDS))
-    parser.add_argument("--head-dims", nargs="+", type=int, default=[32, 64])
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile'd reference")
-    parser.add_argument("--peak-gbps", type=float, default=None, help="override the device's peak bandwidth")
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--out", default=None, help="output path prefix (.csv and .json are added)")
+    parser.add_argument("--head-dim", type=int, default=32, choices=[16, 32, 64])
+    parser.add_argument("--no-compile", action="store_true", help="no torch.compile rows")
+    parser.add_argument("--quick", action="store_true", help="same as --smoke (older name)")
     args = parser.parse_args(argv)
-
-    device = torch.device(args.device)
-    tokens, head_dims, reps, warmup = args.tokens, args.head_dims, args.reps, 3
-    budget = TOKENS_PER_HEAD_BATCH
-    if args.quick:
-        tokens, head_dims, reps, warmup, budget = [196], [32], 2, 1, 196
-    peak_gbps = args.peak_gbps or peak_bandwidth_gbps(device)
-    impls = _implementations(device, compile_reference=not (args.quick or args.no_compile))
-    rows = []
+    args.smoke = args.smoke or args.quick
+    device = bench_device(args)
+    dtype, d = torch.bfloat16, args.head_dim
+    bench = Bench("linear_attention", device, args.out, args.budget_s, args.peak_gbps, vars(args), args.smoke)
+    variants = args.variants[:1] if args.smoke else args.variants
+    impls = _implementations(device, compiled=not (args.smoke or args.no_compile))
+    no_triton = triton_skip_reason(device)
     threads = torch.get_num_threads()
-    if args.quick and device.type == "cpu":
+    if device.type == "cpu":
         torch.set_num_threads(1)  # tiny tensors: one thread avoids OpenMP stalls on a busy machine
     try:
-        for variant in args.variants:
-            for d in head_dims:
-                for n in tokens:
-                    batch = max(1, round(budget / n))
-                    rows += _run_config(variant, n, d, torch.bfloat16, device, impls, warmup, reps, peak_gbps, batch)
+        for variant in variants:
+            for bh, n in grid(args):
+                heads = min(HEADS, bh)
+                batch = max(1, bh // heads)
+                elems, size = batch * heads * n * d, torch.finfo(dtype).bits // 8
+                for name, fn in impls.items():
+                    for pass_name, backward, traffic in (("fwd", False, 4), ("fwd+bwd", True, 11)):
+                        keys = dict(config=f"{variant} d={d}", batch=batch, heads=heads, tokens=n, dtype="bf16",
+                                    impl=name, **{"pass": pass_name})
+                        if fn is None:
+                            bench.skip(keys, "torch.compile rows off (--smoke / --no-compile)")
+                            continue
+                        if name == "ours" and no_triton:
+                            bench.skip(keys, no_triton)
+                            continue
+                        bench.measure(keys, lambda fn=fn, backward=backward: _call(
+                            fn, variant, batch, heads, n, d, dtype, device, backward), traffic * elems * size)
     finally:
         torch.set_num_threads(threads)
-    meta = _metadata(device, peak_gbps)
-    print(f"# {meta['device']}  torch {meta['torch']}  triton {meta['triton']}  {meta['date']}")
-    print(_format_table(rows))
-    out = args.out or f"bench_linear_attention_{meta['date'][:10]}"
-    with open(f"{out}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(f"{out}.json", "w") as f:
-        json.dump({**meta, "rows": rows}, f, indent=1)
+        rows = bench.close()
     return rows
 
 
