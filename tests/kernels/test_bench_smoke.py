@@ -100,3 +100,32 @@ def test_the_official_gla_formulations_compute_bidirectional_gla():
     expected = bigla_chunked(q, k, v, a_f, a_b, 0.5)
     for formulation in (official_train_path, fla_two_directions):
         torch.testing.assert_close(formulation(chunk_gla)(q, k, v, a_f, a_b, 0.5), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_gpu_check_plan_fits_and_its_benchmark_arguments_parse(tmp_path):
+    """`.ci/gpu-check --dry-run` prints each step: the limits sum to at most 400 s (the call gets 420 s
+    with the machine warm), nothing sets TRITON_INTERPRET, each benchmark's budget ends before its
+    limit, and each benchmark accepts its arguments (run here with a zero budget: every row skipped)."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / ".ci" / "gpu-check"
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "GPU_CHECK_RUN")}
+    plan = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, timeout=60, env=env)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    steps = re.findall(r"^== (\S+) \(limit (\d+)s\): (.*)$", plan.stdout, flags=re.M)
+    names = [name for name, _, _ in steps]
+    assert names[:5] == ["env", "install", "preflight", "kernel-tests", "large-tensors"], names
+    assert sum(int(limit) for _, limit, _ in steps) <= 400, steps
+    assert f"step limits sum to {sum(int(limit) for _, limit, _ in steps)}s" in plan.stdout
+    assert "TRITON_INTERPRET=1" not in plan.stdout and "unset TRITON_INTERPRET" in script.read_text()
+    benches = [(int(limit), command.split()) for name, limit, command in steps if name.startswith("bench-")]
+    assert len(benches) == 4
+    for limit, argv in benches:
+        module = argv[argv.index("-m") + 1]
+        args = argv[argv.index("-m") + 2:]
+        assert 0 < float(args[args.index("--budget-s") + 1]) < limit, argv
+        rows = importlib.import_module(module).main(
+            args + ["--smoke", "--budget-s", "0", "--out", str(tmp_path / module.split(".")[2])])
+        assert rows and all(r["status"] == "skipped" for r in rows), rows
