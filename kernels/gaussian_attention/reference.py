@@ -7,12 +7,24 @@
 All batch dimensions lead; accumulation is in float32 (float64 inputs stay
 float64), the output has V's dtype. This module is differentiable by autograd
 and is what the public function runs on CPU; the Triton kernels must match it.
+
+Two formulas give the squared distances; they are the same function and differ
+by rounding only. 'expand', |q|^2 + |l|^2 - 2 q.l^T, is what SOFT's official
+configs compute (`kernel_method: "torch"` in every config with a released
+checkpoint but SOFT_Tiny_cuda) and is one matmul: the attention reference uses
+it. 'direct', sum_c (q_c - l_c)^2, is the formula of SOFT's CUDA kernel (and of
+the Triton kernel, which forms it in registers); on CPU it is a memory-bound
+N x m x d subtraction, 10-40x slower than the matmul. In float32 the expanded
+form's cancellation error is at most about (d + 2) eps (|q|^2 + |l|^2) per
+entry; the direct form's is about d eps |q - l|^2 (it is exact at zero distance).
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["squared_distance", "gaussian_kernel", "gaussian_attention_reference"]
+__all__ = ["squared_distance", "gaussian_kernel", "gaussian_attention_reference", "FORMULAS"]
+
+FORMULAS = ("expand", "direct")
 
 
 def _acc_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -44,6 +56,16 @@ class _DirectSquaredDistance(torch.autograd.Function):
         return grad_a, grad_b
 
 
+def _expanded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # baddbmm adds the norms in the matmul's own pass: no extra N x m temporaries.
+    lead = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    (n, d), m = a.shape[-2:], b.shape[-2]
+    a3 = a.expand(*lead, n, d).reshape(-1, n, d)
+    b3 = b.expand(*lead, m, d).reshape(-1, m, d)
+    norms = a3.square().sum(-1, keepdim=True) + b3.square().sum(-1).unsqueeze(-2)
+    return torch.baddbmm(norms, a3, b3.transpose(-1, -2), alpha=-2).reshape(*lead, n, m)
+
+
 def squared_distance(a: torch.Tensor, b: torch.Tensor, formula: str = "direct") -> torch.Tensor:
     """Pairwise ||a_i - b_j||^2 of a (..., N, d) and b (..., m, d) -> (..., N, m), in a's dtype.
 
@@ -51,25 +73,23 @@ def squared_distance(a: torch.Tensor, b: torch.Tensor, formula: str = "direct") 
         'direct': sum_c (a_ic - b_jc)^2, accumulated channel by channel (the formula of
             SOFT's CUDA kernel, `kernel_method="cuda"`; exact zeros on a kernel's diagonal).
             Memory O(N m), never O(N m d).
-        'expand': |a_i|^2 + |b_j|^2 - 2 a_i.b_j as SOFT's `kernel_method="torch"` writes it
-            ((a**2) @ ones(d, m) + ones(N, d) @ (b**2)^T - 2 a @ b^T; cancellation can make it
-            slightly negative).
+        'expand': |a_i|^2 + |b_j|^2 - 2 a_i.b_j, the formula of SOFT's `kernel_method="torch"`
+            (which writes the norms as (a**2) @ ones(d, m) + ones(N, d) @ (b**2)^T), in one
+            batched matmul; cancellation can make it slightly negative.
     """
     if formula == "direct":
         if a.shape[:-2] == b.shape[:-2] and torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
             return _DirectSquaredDistance.apply(a, b)
         return _direct(a, b)
     if formula == "expand":
-        bt = b.transpose(-1, -2)
-        ones_dm = torch.ones(bt.shape[-2:], device=a.device, dtype=a.dtype)
-        ones_nd = torch.ones(a.shape[-2:], device=a.device, dtype=a.dtype)
-        return a ** 2. @ ones_dm + ones_nd @ bt ** 2. - 2. * (a @ bt)
-    raise ValueError(f"formula must be 'direct' or 'expand', got {formula!r}")
+        return _expanded(a, b)
+    raise ValueError(f"formula must be one of {FORMULAS}, got {formula!r}")
 
 
 def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, formula: str = "direct") -> torch.Tensor:
     """exp(-||a_i - b_j||^2 / 2), (..., N, m)."""
-    return torch.exp(-squared_distance(a, b, formula) / 2)
+    # In place on the fresh distance tensor: halving is exact, so this rounds as exp(-D / 2).
+    return squared_distance(a, b, formula).mul_(-0.5).exp_()
 
 
 def gaussian_attention_reference(
@@ -77,7 +97,7 @@ def gaussian_attention_reference(
         landmarks: torch.Tensor,
         mixing: torch.Tensor,
         v: torch.Tensor,
-        formula: str = "direct",
+        formula: str = "expand",
 ) -> torch.Tensor:
     """X = K1 @ (M @ (K1^T @ V)) with K1 = exp(-||q - l||^2 / 2).
 
@@ -86,7 +106,8 @@ def gaussian_attention_reference(
         landmarks: (..., m, d).
         mixing: M, (..., m, m).
         v: values (..., N, e).
-        formula: squared-distance formula, see `squared_distance`.
+        formula: squared-distance formula, see `squared_distance`: 'expand' (default, the
+            official configs' formula and one matmul) or 'direct' (the official CUDA kernel's).
     Returns:
         (..., N, e) in v's dtype.
     """

@@ -99,6 +99,11 @@ def newton_inverse_halving(mat: torch.Tensor, iters: int = 20, per_sample: bool 
     return v
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    # float16 / bfloat16 go up to float32 (the Newton routine needs it); float64 stays float64.
+    return x if x.dtype == torch.float64 else x.float()
+
+
 class SoftAttention(nn.Module):
     """Softmax-free attention: Gaussian kernel to pooled landmarks, Newton inverse, DW-conv on V.
 
@@ -116,9 +121,12 @@ class SoftAttention(nn.Module):
             'halving' (the official code before 2022-07-05, when the 2021 checkpoints were trained).
         per_sample_step: take the halving start's maxima per image instead of over the batch
             (default False = official).
-        kernel_method: 'fused' (default: `zoo.kernels.gaussian_attention`, direct-subtraction
-            distance as the official `kernel_method="cuda"`, never stores N x m on CUDA) or
-            'torch' (the official `kernel_method="torch"` computation, materialised).
+        kernel_method: 'fused' (default: `zoo.kernels.gaussian_attention`, X = K1 (M (K1^T V));
+            on CUDA the Triton kernel forms the direct-subtraction distance of the official
+            `kernel_method="cuda"` in registers and never stores N x m; on CPU the reference
+            computes |q|^2 + |l|^2 - 2 q.l^T with a matmul, the distance of the official configs'
+            `kernel_method="torch"`) or 'torch' (the official `kernel_method="torch"` computation,
+            materialised, in its association order (K1 M)(K1^T V)).
     """
 
     def __init__(
@@ -157,8 +165,10 @@ class SoftAttention(nn.Module):
 
     def _mixing(self, landmarks: torch.Tensor) -> torch.Tensor:
         """The (m, m) matrix between K1 and K1^T: Newton-approximated inverse of K2, in float32."""
-        formula = "expand" if self.kernel_method == "torch" else "direct"
-        k2 = gaussian_kernel(landmarks, landmarks, formula)
+        # The fused path's K1 is direct-subtraction on CUDA (Triton) and expanded on CPU (the
+        # reference's matmul); K2 follows it, as the official configs compute both one way.
+        direct = self.kernel_method == "fused" and landmarks.is_cuda
+        k2 = gaussian_kernel(landmarks, landmarks, "direct" if direct else "expand")
         if self.normalized:
             inv = newton_inverse_halving(k2, self.newton_iters, self.per_sample_step)
             d = 1 / k2.sum(-1, keepdim=True).sqrt()
@@ -181,10 +191,10 @@ class SoftAttention(nn.Module):
 
         # Kernels and the Newton routine in float32, also under autocast (specs/soft.md §8).
         with torch.autocast(device_type=x.device.type, enabled=False):
-            mixing = self._mixing(lm.float())
+            mixing = self._mixing(_at_least_float32(lm))
             if self.kernel_method == "torch":
-                qf, vf = q.float(), v.float()
-                k1 = gaussian_kernel(qf, lm.float(), "expand")
+                qf, vf = _at_least_float32(q), _at_least_float32(v)
+                k1 = gaussian_kernel(qf, _at_least_float32(lm), "expand")
                 out = torch.matmul(torch.matmul(k1, mixing), torch.matmul(k1.transpose(-1, -2), vf)).to(v.dtype)
             else:
                 out = gaussian_attention(q, lm, mixing, v)
