@@ -11,12 +11,25 @@ timm's loader (and so to the family's `checkpoint_filter_fn`):
    (a Hugging Face repo or a direct URL); otherwise, or when the download
    fails, an error saying which file to get from where and where to put it.
 
-Every file is opened as safetensors or with `torch.load(weights_only=True)`
-and a minimal allow-list (argparse.Namespace, and yacs' CfgNode read back as
-an OrderedDict); a file that pickles anything else is refused, naming the
-class, and never loaded unsafely. The weights are taken from the entry the
-official evaluation uses (`model`, `state_dict_ema`, ...), not timm's
-prefer-the-EMA default.
+Every file is opened as safetensors, as numpy `.npz`, or with
+`torch.load(weights_only=True)` and a minimal allow-list (argparse.Namespace,
+and yacs' CfgNode read back as an OrderedDict). The weights are taken from the
+entry the official evaluation uses (`model`, `state_dict_ema`, ...), not
+timm's prefer-the-EMA default.
+
+A file that cannot be used raises one of (all `CheckpointFileError`, naming the
+file, the format expected and what to do; for an official file, where to
+download it again):
+
+    CheckpointFileError (ValueError)
+      UnreadableCheckpointError   empty, truncated or corrupt
+        NotACheckpointError       a web page, a Git LFS pointer, other text
+      UnsafeCheckpointError (also RuntimeError)   would run pickled code: a class
+                                  off the allow-list, torch's .tar format, a TorchScript
+                                  archive, numpy object arrays
+
+torch's legacy (pre-1.6, non-zip) format opens like the zip format: torch's
+weights-only unpickler reads both, so it is refused only for what it pickles.
 """
 from __future__ import annotations
 
@@ -24,6 +37,9 @@ import argparse
 import collections
 import os
 import pickle
+import pickletools
+import re
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,16 +63,31 @@ SAFE_GLOBALS: list[Any] = [
 WEIGHT_ENTRIES = ("model", "state_dict", "model_ema", "state_dict_ema", "module")
 
 
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint that pickles a class outside the allow-list."""
-
-
 class WeightsNotFoundError(FileNotFoundError):
     """Official weights that are neither present locally nor fetchable."""
 
 
-class NotACheckpointError(ValueError):
-    """A file that is a web page (a share site's sign-in, quota or virus-scan page), not weights."""
+class CheckpointFileError(ValueError):
+    """A weights file that cannot be used. The message names the file, says what was expected and what to do;
+    `path` is the file."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+class UnreadableCheckpointError(CheckpointFileError):
+    """A file that is not a complete checkpoint of its format: empty, truncated, corrupt, or another kind of file."""
+
+
+class NotACheckpointError(UnreadableCheckpointError):
+    """A file of another kind under a checkpoint's name: a web page (a share site's sign-in, quota or
+    virus-scan page), a Git LFS pointer, a text file."""
+
+
+class UnsafeCheckpointError(CheckpointFileError, RuntimeError):
+    """A checkpoint that cannot be opened without running pickled code: it pickles a class outside the
+    allow-list, or is in a format torch opens only with weights_only=False."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,40 @@ def weights_dir() -> Path:
     return Path(os.environ.get(WEIGHTS_DIR_ENV, DEFAULT_WEIGHTS_DIR)).expanduser()
 
 
+# What each format is, for the "expected ..." part of an error.
+EXPECTED_FORMAT = {
+    "torch": "a torch.save checkpoint (a zip archive, or torch's legacy pickle format)",
+    "safetensors": "a safetensors file",
+    "npz": "a numpy .npz archive (a Flax checkpoint)",
+}
+
+LFS_POINTER = "version https://git-lfs.github.com/spec/"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def file_format(path: Path) -> str:
+    """The format a checkpoint is read as, from its name: 'safetensors', 'npz', or 'torch' (.pth, .pth.tar, .bin ...)."""
+    return {".safetensors": "safetensors", ".npz": "npz"}.get(path.suffix, "torch")
+
+
+def _get_it_again(source: str | None) -> str:
+    where = source or "where it came from"
+    return f"Delete it and download it again from {where} (an interrupted download or copy leaves such a file)."
+
+
+def _as_text(head: bytes) -> str | None:
+    """The file's first bytes as text, or None when they are binary (every checkpoint format is)."""
+    for cut in range(4):  # the head may end inside a multi-byte character
+        try:
+            text = head[:len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        return None
+    return text if all(c.isprintable() or c.isspace() for c in text) else None
+
+
 def check_not_a_web_page(path: Path, source: str | None = None) -> None:
     """Share sites (Google Drive above all) answer a program with an HTML page instead of the file."""
     with open(path, "rb") as f:
@@ -118,30 +183,173 @@ def check_not_a_web_page(path: Path, source: str | None = None) -> None:
         where = f" from {source}" if source else ""
         raise NotACheckpointError(
             f"{path} is a web page, not a checkpoint: the site sent a page (sign-in, quota or virus-scan "
-            f"warning) instead of the file. Delete it and download the file by hand{where}.")
+            f"warning) instead of the file. Delete it and download the file by hand{where}.", path)
 
 
-def load_checkpoint(path: str | os.PathLike) -> Any:
-    """Open a checkpoint safely: safetensors, .npz (no pickles), or torch.load(weights_only=True) with the allow-list."""
-    path = Path(path)
-    check_not_a_web_page(path)
-    if path.suffix == ".safetensors":
+def check_file_contents(path: Path, source: str | None = None) -> None:
+    """Refuse what is no checkpoint in any format (an empty file, a web page, a Git LFS pointer, other text)
+    before a reader fails on it with an error that does not say so."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    expected = EXPECTED_FORMAT[file_format(path)]
+    if not head:
+        raise UnreadableCheckpointError(
+            f"cannot read {path}: it is empty (0 bytes). Expected {expected}. {_get_it_again(source)}", path)
+    check_not_a_web_page(path, source)
+    text = _as_text(head)
+    if text is None:
+        return
+    if text.startswith(LFS_POINTER):
+        also = f", or download the file from {source}" if source else ""
+        raise NotACheckpointError(
+            f"cannot read {path}: it is a Git LFS pointer (a small text file that stands for the real one), "
+            f"not the weights. Expected {expected}. Run `git lfs pull` in the repository it came from{also}.", path)
+    first_line = text.strip().splitlines()[0][:60] if text.strip() else ""
+    raise NotACheckpointError(
+        f"cannot read {path}: it is a text file, not a checkpoint (it begins {first_line!r}). "
+        f"Expected {expected}. {_get_it_again(source)}", path)
+
+
+def _detail(err: BaseException, path: Path) -> str:
+    """A reader's error in one short line: its first sentence, without the path (the message names it)."""
+    text = ANSI_ESCAPE.sub("", str(err)).strip()
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.*)", text)  # torch wraps it in a page about weights_only
+    text = unpickler.group(1) if unpickler else (text.splitlines()[0] if text else "")
+    text = text.replace(str(path), "the file")
+    if len(text) > 120 and ". " in text:
+        text = text[:text.index(". ")]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _allowed_names() -> list[str]:
+    return sorted(g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS)
+
+
+def _torch_layout(path: Path) -> str:
+    """'zip', 'torchscript', 'tar' (torch's oldest format) or 'legacy' (the pre-1.6 pickle format)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK\x03\x04"):
+        return "torchscript" if _is_torchscript(path) else "zip"
+    return "tar" if head[257:262] == b"ustar" else "legacy"
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A torch.jit.save archive: a zip like torch.save's, with the model's code and constants beside the data."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") for name in archive.namelist())
+    except Exception:  # a damaged zip (bad directory, undecodable names): torch.load's error will say
+        return False
+
+
+def _legacy_pickles_complete(path: Path) -> bool:
+    """Whether the pickles a legacy-format file starts with (magic number, protocol, system info, the object,
+    its storage keys) are whole: read opcode by opcode, nothing is run. A file cut inside a class name would
+    otherwise look like one pickling a class with a strange name."""
+    with open(path, "rb") as f:
+        try:
+            for _ in range(5):
+                for _ in pickletools.genops(f):
+                    pass
+        except Exception:  # exhausted before STOP, or a byte that is no opcode
+            return False
+    return True
+
+
+def _refused_classes(path: Path, err: pickle.UnpicklingError, layout: str) -> list[str]:
+    """The pickled classes outside the allow-list; none when the unpickling failed for another reason (corruption).
+
+    torch's error names the first class it refused; for a zip file torch can also list every one of them.
+    """
+    if layout == "legacy" and not _legacy_pickles_complete(path):
+        return []
+    found = re.findall(r"GLOBAL (\S+) was not an allowed global", ANSI_ESCAPE.sub("", str(err)))
+    if layout == "zip":
+        try:
+            with torch.serialization.safe_globals(SAFE_GLOBALS):
+                found += torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:  # a corrupt archive: nothing to list
+            pass
+    allowed = _allowed_names()
+    return [name for name in dict.fromkeys(found) if name not in allowed]
+
+
+CONVERT_TORCH = ("If it comes from a source you trust, convert it in a separate, trusted step: open it with "
+                 "torch.load(path, weights_only=False) and re-save the weights alone, e.g. with "
+                 "safetensors.torch.save_file(state_dict, 'weights.safetensors') or torch.save(state_dict, 'weights.pth').")
+CONVERT_NPZ = ("If it comes from a source you trust, convert it in a separate, trusted step: open it with "
+               "numpy.load(path, allow_pickle=True) and re-save the numeric arrays alone (numpy.savez, or as "
+               "safetensors).")
+
+
+def _official_opens(source: str | None) -> str:
+    """For an official file: the zoo opens the one its source serves, so a refused file is another one."""
+    return f" The official file, from {source}, opens safely: download it again from there." if source else ""
+
+
+def _explain(path: Path, err: Exception | None, source: str | None) -> CheckpointFileError:
+    """The zoo's error for a file a reader failed on: refused (it would run pickled code) or unreadable."""
+    fmt = file_format(path)
+    layout = _torch_layout(path) if fmt == "torch" else fmt
+    if layout == "tar":
+        return UnsafeCheckpointError(
+            f"refused to load {path}: it is in torch's legacy .tar format, which torch.load cannot open with "
+            f"weights_only=True (only by running the pickles it holds). The file was not loaded."
+            f"{_official_opens(source)} {CONVERT_TORCH}", path)
+    if layout == "torchscript":
+        return UnsafeCheckpointError(
+            f"refused to load {path}: it is a TorchScript archive (torch.jit.save), a program rather than a "
+            f"checkpoint of weights, which torch.load cannot open with weights_only=True. The file was not loaded."
+            f"{_official_opens(source)} If it comes from a source you trust, open it with torch.jit.load(path) in "
+            f"a separate, trusted step and save its weights: torch.save(model.state_dict(), 'weights.pth').", path)
+    if isinstance(err, pickle.UnpicklingError) and fmt == "torch":
+        refused = _refused_classes(path, err, layout)
+        if refused:
+            legacy = (" (the file is in torch's legacy (non-zip) torch.save format, for which torch names only "
+                      "the first class it refuses)") if layout == "legacy" else ""
+            return UnsafeCheckpointError(
+                f"refused to load {path}: it pickles {', '.join(refused)}, which the zoo's allow-list "
+                f"({', '.join(_allowed_names())}) does not name{legacy}. The file was not loaded."
+                f"{_official_opens(source)} {CONVERT_TORCH}", path)
+    if fmt == "npz" and isinstance(err, ValueError) and "allow_pickle" in str(err):
+        return UnsafeCheckpointError(
+            f"refused to load {path}: it holds Python objects (arrays of dtype object, which numpy stores as "
+            f"pickles), not numeric arrays. The file was not loaded.{_official_opens(source)} {CONVERT_NPZ}", path)
+    return UnreadableCheckpointError(
+        f"cannot read {path}: it is truncated or corrupt ({_detail(err, path)}). "
+        f"Expected {EXPECTED_FORMAT[fmt]}. {_get_it_again(source)}", path)
+
+
+def _read(path: Path) -> Any:
+    fmt = file_format(path)
+    if fmt == "safetensors":
         from safetensors.torch import load_file
         return load_file(path)
-    if path.suffix == ".npz":  # Flax checkpoints (MAXIM): numpy, allow_pickle=False
+    if fmt == "npz":  # Flax checkpoints (MAXIM): numpy, allow_pickle=False
         from .flax_convert import load_npz
         return load_npz(path)
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_checkpoint(path: str | os.PathLike, source: str | None = None) -> Any:
+    """Open a checkpoint safely: safetensors, .npz (no pickles), or torch.load(weights_only=True) with the allow-list.
+
+    A file that cannot be read raises UnreadableCheckpointError (NotACheckpointError for a web page, a Git
+    LFS pointer or other text), one that would need pickled code to run UnsafeCheckpointError; both name the
+    file, the format expected, and what to do: `source`, where given, is where to download the file again.
+    """
+    path = Path(path)
+    check_file_contents(path, source)
+    if file_format(path) == "torch" and _torch_layout(path) in ("tar", "torchscript"):
+        raise _explain(path, None, source)  # torch.load refuses them too, after a warning or a tar extraction
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        allowed = {"argparse.Namespace", "yacs.config.CfgNode"}
-        refused = [g for g in unsafe if g not in allowed] or ["(see the error below)"]
-        raise UnsafeCheckpointError(
-            f"refused to load {path}: it pickles {', '.join(refused)}, which is not on the zoo's allow-list "
-            f"({', '.join(sorted(allowed))}). The file was not loaded; a checkpoint from a trusted source can be "
-            f"converted with torch.load(weights_only=False) in a separate, trusted step.\n{err}") from None
+        return _read(path)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # these name the file and say what is wrong already
+    except Exception as err:  # every reader's own way of failing on a bad file
+        raise _explain(path, err, source) from err
 
 
 def select_weights(checkpoint: Any, weights_key: str = "model") -> Mapping[str, torch.Tensor]:
@@ -193,9 +401,21 @@ def _remote_name(cfg: Mapping[str, Any], url: str | None, filename: str) -> str:
     return name if "." in name else filename
 
 
+def _official_of(name: str, cfg: Mapping[str, Any]) -> OfficialFile | None:
+    return official_file(f"{name}.{cfg['tag']}" if cfg.get("tag") else name)
+
+
+def official_source(name: str, cfg: Mapping[str, Any]) -> str | None:
+    """Where a person gets the official file of architecture `name`: its page, else its download link."""
+    official = _official_of(name, cfg)
+    if official:
+        return official.page or official.download
+    return f"https://huggingface.co/{cfg['hf_hub_id']}" if cfg.get("hf_hub_id") else cfg.get("url")
+
+
 def locate_official_file(name: str, cfg: Mapping[str, Any]) -> tuple[Path, str]:
     """(path, weights_key) of the official weights for architecture `name`, downloading if allowed."""
-    official = official_file(f"{name}.{cfg['tag']}" if cfg.get("tag") else name)
+    official = _official_of(name, cfg)
     filename = official.filename if official else default_filename(cfg)
     weights_key = official.weights_key if official else "model"
     if not filename:
@@ -205,8 +425,7 @@ def locate_official_file(name: str, cfg: Mapping[str, Any]) -> tuple[Path, str]:
     if local.is_file():
         return local, weights_key
     url = official.download if official else cfg.get("url")
-    source = (official.page or official.download) if official else (
-        f"https://huggingface.co/{cfg['hf_hub_id']}" if cfg.get("hf_hub_id") else cfg.get("url"))
+    source = official_source(name, cfg)
     remote = _remote_name(cfg, url, filename)
     fetchable = (official.fetchable if official else True) and bool(cfg.get("hf_hub_id") or cfg.get("url"))
     reason = "it cannot be downloaded automatically"
@@ -240,15 +459,28 @@ def build_zoo_model(
             pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay")).to_dict()
         if cfg.get("source") not in ("hf-hub", "local-dir") and cfg.get("state_dict") is None:
             if cfg.get("file"):
-                official = official_file(f"{variant}.{cfg['tag']}" if cfg.get("tag") else variant)
+                official = _official_of(variant, cfg)
                 path, weights_key = Path(cfg["file"]), official.weights_key if official else "model"
             else:
                 path, weights_key = locate_official_file(variant, cfg)
-            state_dict = dict(select_weights(load_checkpoint(path), weights_key))
+            checkpoint = load_checkpoint(path, source=official_source(variant, cfg))
+            state_dict = dict(select_weights(checkpoint, weights_key))
             overlay = dict(kwargs.get("pretrained_cfg_overlay") or {})
             kwargs["pretrained_cfg_overlay"] = {**overlay, "state_dict": state_dict, "file": str(path)}
-        model = build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
+            model = _build_naming_the_file(model_cls, variant, path, **kwargs)
+        else:
+            model = build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
         # Keep the record of where the weights came from, not a second copy of them.
         model.pretrained_cfg.pop("state_dict", None)
         return model
     return build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
+
+
+def _build_naming_the_file(model_cls: Callable[..., torch.nn.Module], variant: str, path: Path,
+                           **kwargs: Any) -> torch.nn.Module:
+    """build_model_with_cfg from the opened weights; a family filter's key / shape / dtype report names the file."""
+    from .models._checkpoint import CheckpointMismatchError  # zoo.models imports this module
+    try:
+        return build_model_with_cfg(model_cls, variant, True, **kwargs)
+    except CheckpointMismatchError as err:
+        raise CheckpointMismatchError(f"{path}: {err}") from err

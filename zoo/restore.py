@@ -18,12 +18,17 @@ the Y channel (ITU-R BT.601, MATLAB `rgb2ycbcr`) as the task's protocol says
 neither clipped nor rounded), SSIM as BasicSR's `calculate_ssim` (11x11 Gaussian,
 sigma 1.5, valid region, averaged over channels; the official repository
 computes no SSIM) on the prediction clipped and rounded to 8 bits.
+
+The command line checks what it can before the slow model work: that the model
+is a restoration model (its output is an image), that the input exists, and that
+the output file or folder can be written.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["restore_array", "read_image", "write_image", "psnr", "ssim", "evaluate_folder", "main"]
+__all__ = ["restore_array", "read_image", "write_image", "psnr", "ssim", "evaluate_folder", "restoration_models",
+           "check_restoration_model", "check_writable_folder", "main"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -43,7 +49,14 @@ TASK_METRIC_CHANNEL = {
     "denoising": "rgb", "deblurring": "rgb", "deraining": "y", "dehazing": "rgb", "enhancement": "rgb",
 }
 
+# The zoo.models families whose models map an image to the restored image (the others classify).
+RESTORATION_FAMILIES = ("maxim",)
+
 Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+class NotARestorationModelError(ValueError):
+    """A model whose output is not an image of its input's size (a classifier, a backbone)."""
 
 
 # ---------------------------------------------------------------------------- images
@@ -85,12 +98,21 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
+def _check_image_out(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise NotARestorationModelError(
+            f"the model returned {got} for an image batch of shape {tuple(x.shape)}: a restoration model returns "
+            f"the restored images, of the input's shape. Use one of: {', '.join(restoration_models())}")
+    return out
+
+
 @torch.no_grad()
 def restore_tensor(model: Model, x: torch.Tensor, tile: int = 0, overlap: int = 64) -> torch.Tensor:
     """Restore an NCHW batch; `tile` > 0 runs overlapping tile x tile windows (blended), 0 the whole image."""
     h, w = x.shape[-2:]
     if tile <= 0 or (h <= tile and w <= tile):
-        return model(x).float()
+        return _check_image_out(model(x), x).float()
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={tile}")
     th, tw = min(tile, h), min(tile, w)
@@ -99,7 +121,8 @@ def restore_tensor(model: Model, x: torch.Tensor, tile: int = 0, overlap: int = 
     ys, xs = _starts(h, th, overlap), _starts(w, tw, overlap)
     for i, top in enumerate(ys):
         for j, left in enumerate(xs):
-            patch = model(x[..., top:top + th, left:left + tw]).double().cpu()
+            window = x[..., top:top + th, left:left + tw]
+            patch = _check_image_out(model(window), window).double().cpu()
             wy = _ramp(th, overlap if th < h else 0, i == 0, i == len(ys) - 1)
             wx = _ramp(tw, overlap if tw < w else 0, j == 0, j == len(xs) - 1)
             wt = wy[:, None] * wx[None, :]
@@ -214,6 +237,63 @@ def task_of(model: torch.nn.Module) -> str | None:
     return CHECKPOINTS[name][2] if name in CHECKPOINTS else None
 
 
+def restoration_models() -> list[str]:
+    """The registered models whose output is the restored image."""
+    import timm
+    from .factory import list_models
+    return [name for name in list_models()
+            if timm.models.model_entrypoint(name).__module__.rsplit(".", 1)[-1] in RESTORATION_FAMILIES]
+
+
+def check_restoration_model(name: str) -> None:
+    """Refuse a registered model that is not a restoration model, by name, before it is built.
+
+    Unknown names are left to `zoo.create_model` (which suggests close ones); a model loaded from a hub or a
+    local folder is checked by its output (`restore_tensor`).
+    """
+    import timm
+    architecture = name.split(":")[-1].split(".")[0]
+    if ":" in name or not timm.is_model(architecture) or architecture in restoration_models():
+        return
+    family = timm.models.model_entrypoint(architecture).__module__.rsplit(".", 1)[-1]
+    raise NotARestorationModelError(
+        f"{name} is not an image restoration model ({family} models output class scores or features, not an "
+        f"image). zoo-restore needs one of: {', '.join(restoration_models())}")
+
+
+def check_writable_folder(folder: str | Path, what: str) -> Path:
+    """Create `folder` if needed and check that a file can be written in it: a bad output path fails now,
+    not after the slow restoration."""
+    folder = Path(folder)
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise NotADirectoryError(f"cannot write {what} in {folder}: {blocking} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise type(err)(f"cannot write {what} in {folder}: {err.strerror or err}") from err
+    return folder
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Every path check of the command line, before the model is built."""
+    if args.input:
+        if not Path(args.input).is_file():
+            raise FileNotFoundError(f"--input {args.input}: no such file")
+        if Path(args.output).is_dir():
+            raise IsADirectoryError(f"--output {args.output} is a folder: give the PNG file to write, "
+                                    f"e.g. {Path(args.output) / (Path(args.input).stem + '.png')}")
+        check_writable_folder(Path(args.output).resolve().parent, "--output")
+        return
+    if not (Path(args.eval) / "input").is_dir():
+        raise FileNotFoundError(f"--eval {args.eval}: no input/ folder (expected {args.eval}/input/* and "
+                                f"{args.eval}/target/*)")
+    if args.save_dir:
+        check_writable_folder(args.save_dir, "--save-dir images")
+
+
 def load_model(name: str, checkpoint: str | None = None, pretrained: bool = True,
                model_args: dict[str, Any] | None = None, device: str = "cpu") -> torch.nn.Module:
     from .factory import create_model
@@ -243,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.input and not args.output:
         parser.error("--input needs --output")
+    try:  # what can be checked before the slow model work
+        check_restoration_model(args.model)
+        _check_paths(args)
+    except (NotARestorationModelError, OSError) as err:
+        parser.error(str(err))
 
     model = load_model(args.model, args.checkpoint, not args.no_pretrained, json.loads(args.model_args), args.device)
     if args.input:

@@ -4,7 +4,8 @@ An official checkpoint arrives wrapped (`{'model': ...}`, `{'state_dict': ...}`)
 with `module.` (DDP) or `backbone.` (mmdet / mmseg) prefixes and official key
 names. A filter unwraps it, renames keys by a readable list of rules, and
 ends with `check_state_dict`, which fails with the list of missing,
-unexpected and mis-shaped keys instead of letting a partial load through.
+unexpected, mis-shaped and wrong-dtype keys instead of letting a partial or
+silently converted load through.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ Rule = tuple[str, "str | Callable[[re.Match], str] | None"]
 
 
 class CheckpointMismatchError(RuntimeError):
-    """A checkpoint whose keys or shapes do not fit the model."""
+    """A checkpoint whose keys, shapes or dtypes do not fit the model."""
 
 
 def unwrap_state_dict(checkpoint: Mapping, wrapper_keys: Sequence[str] = WRAPPER_KEYS) -> dict[str, torch.Tensor]:
@@ -79,12 +80,25 @@ def _input_channels_differ(key: str, loaded: torch.Tensor, wanted: torch.Tensor,
             and loaded.shape[0] == wanted.shape[0] and loaded.shape[2:] == wanted.shape[2:])
 
 
+def _dtype_kind(tensor: torch.Tensor) -> str:
+    if tensor.is_floating_point():
+        return "floating point"
+    return "complex" if tensor.is_complex() else "integer"  # bool counts as integer: masks saved as uint8 load
+
+
+def dtypes_fit(loaded: torch.Tensor, wanted: torch.Tensor) -> bool:
+    """Whether `load_state_dict` may copy `loaded` into `wanted`: any floating precision into floating point
+    (float16 / bfloat16 weights are cast), integers into integers; never integers into floating point
+    (a quantized or broken file would load as garbage without a word), nor floats into integer buffers."""
+    return _dtype_kind(loaded) == _dtype_kind(wanted)
+
+
 def check_state_dict(
         state_dict: Mapping[str, torch.Tensor],
         model: nn.Module,
         classifier: str | Sequence[str] = (),
 ) -> dict[str, torch.Tensor]:
-    """Fail with a readable list unless state_dict fits model exactly.
+    """Fail with a readable list unless state_dict fits model exactly (keys, shapes, and dtype kinds).
 
     Classifier keys (`classifier` prefixes) may differ in shape or be absent:
     timm's loader drops them when `num_classes` differs from the checkpoint's;
@@ -109,8 +123,8 @@ def mismatch_report(
         most: int = 20,
 ) -> str | None:
     """None when `state_dict` fits `model` exactly, else the header and up to `most` keys of each kind of
-    mismatch (missing, unexpected, wrong shape). `exempt` keys may mismatch in any way; `shape_ok` accepts
-    a shape difference of one key."""
+    mismatch (missing, unexpected, wrong shape, wrong dtype). `exempt` keys may be absent or differ in shape
+    (never hold integers for floating-point weights); `shape_ok` accepts a shape difference of one key."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict and not exempt(k)]
     unexpected = [k for k in state_dict if k not in expected and not exempt(k)]
@@ -118,10 +132,13 @@ def mismatch_report(
                   for k, v in expected.items()
                   if k in state_dict and state_dict[k].shape != v.shape and not exempt(k)
                   and not shape_ok(k, state_dict[k], v)]
-    if not (missing or unexpected or mis_shaped):
+    wrong_dtype = [f"{k}: checkpoint {state_dict[k].dtype} vs model {v.dtype}"
+                   for k, v in expected.items() if k in state_dict and not dtypes_fit(state_dict[k], v)]
+    if not (missing or unexpected or mis_shaped or wrong_dtype):
         return None
     lines = [header]
-    for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
+    for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped),
+                        ("wrong dtype", wrong_dtype)):
         if keys:
             shown = "\n    ".join(keys[:most]) + (f"\n    ... and {len(keys) - most} more" if len(keys) > most else "")
             lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")
