@@ -18,8 +18,11 @@ query-landmark distances 2 N m d (as the matrix product of their expanded form),
 K1^T V and K1 (M S) 2 N m e each, M S 2 m^2 e: 2 N m d + 4 N m e + 2 m^2 e. The
 backward counts twice the forward.
 
-sm_90 compile of the launched configurations (`tests/kernels/aot_compile.py`, Triton 3.8):
-registers and spills are not recorded yet (see `aot_compile.py --resources`).
+sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
+`aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
+spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
+BLOCK_N 64, 4 warps. _reduce 55-154 registers, _apply 91-180, _bwd_l 96-209: no spill.
+_bwd_q 200-255: spills at BLOCK_M 64, fp32 d = 32 e = 16 356/280, bf16 d = e = 64 32/16.
 """
 from __future__ import annotations
 
@@ -159,7 +162,7 @@ def gaussian_attention(
     Returns:
         (B, H, N, e) in v's dtype; differentiable in all four inputs. Accumulation is float32.
     """
-    impl = requested_impl(OP, impl)
     _check_inputs(q, landmarks, mixing, v)
+    impl = requested_impl(OP, impl)
     _path(q, landmarks, mixing, v, impl)  # a forced path the inputs cannot take fails here, before the op
     return gaussian_attention_op(q, landmarks, mixing, v, impl)[0]

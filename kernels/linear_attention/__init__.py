@@ -27,9 +27,15 @@ Q kv, 2 N d^2 each, plus one (rala: two) per-token d-vector dot products of the
 normalisers, 2 N d each: rala 4 N d^2 + 4 N d; mala and inline 4 N d^2 + 2 N d.
 The backward counts twice the forward (each product has two input gradients).
 
-sm_90 compile of the launched configurations (`tests/kernels/aot_compile.py`,
-Triton 3.8, block_n 64, 4 warps for d <= 32 and 8 for d = 64): registers and
-spills are not recorded yet (see `aot_compile.py --resources`).
+sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
+`aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
+spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
+block_n 64, 4 warps for d <= 32, 8 for d = 64. The forward never spills (_qbar 32-56
+registers, _reduce 109-245, _apply 32-128). The backward hits the 255-register cap in
+fp32: d = 32 rala + RoPE, _reduce_grad 784/700 and _key_grad 1552/1360; d = 64 inline
+(8 warps), _reduce_grad 1204/832, _key_grad 1212/1220, _query_grad 284/348; fp16 d = 32
+mala _reduce_grad 104/72; d = 16 _query_grad 4/4. bf16 at d = 64 and the other launched
+configurations do not spill.
 """
 from __future__ import annotations
 
@@ -217,8 +223,8 @@ def linear_attention(
         eps: added to the rala / mala normalisers (unused by 'inline').
         impl: 'auto' | 'triton' | 'reference'; ZOO_KERNELS_IMPL overrides 'auto'.
     """
-    impl = requested_impl(OP, impl)
     _check_inputs(q, k, v, variant, rope_hw)
+    impl = requested_impl(OP, impl)
     _path(q, impl)  # a forced path the inputs cannot take fails here, before the op
     hw = None if rope_hw is None else [int(rope_hw[0]), int(rope_hw[1])]
     return linear_attention_op(q, k, v, variant, hw, float(eps), impl)[0]

@@ -58,20 +58,19 @@ def _cases():
 
     # linear attention: every (variant, RoPE) flag combination in fp32 d=16 (token-minor views, the
     # channels-first models' layout) and bf16 d=64 (contiguous), the head-dim tests' mixes, fp16.
-    # LaunchConfig(chunks=2): several chunks as on a GPU (on CPU `_split` would pick 1); block_n and
-    # num_warps stay the defaults the models launch with.
+    # chunks=2: several chunks as on a GPU (on CPU `_split` would pick 1); block_n and num_warps stay
+    # the defaults the models launch with.
     def linear_attention_case(variant, rope_hw, d, dtype, layout):
         def run():
-            from zoo.kernels.linear_attention import TritonLinearAttention
-            from zoo.kernels.linear_attention.triton_linear_attention import LaunchConfig
+            import zoo.kernels.linear_attention  # noqa: F401 - defines torch.ops.zoo.linear_attention
             b, heads, n = 1, 2, 130
             if layout == "token_minor":
                 qkv = [randn(b, heads * d, n, dtype=dtype).view(b, heads, d, n).transpose(-1, -2) for _ in range(3)]
             else:
                 qkv = [randn(b, heads, n, d, dtype=dtype) for _ in range(3)]
             qkv = [t.requires_grad_() for t in qkv]
-            hw = (10, 13) if rope_hw else None
-            y = TritonLinearAttention.apply(*qkv, variant, hw, 1e-6, LaunchConfig(chunks=2))
+            hw = [10, 13] if rope_hw else None
+            y = torch.ops.zoo.linear_attention(*qkv, variant, hw, 1e-6, "triton", 64, 2, None)[0]
             backward(y, qkv)
         return f"linear_attention {variant} rope={rope_hw} d={d} {dtype} {layout}", run
 
@@ -363,21 +362,41 @@ def compile_records(records_path: str) -> int:
 _JOBS: list = []
 
 
+def _resources(ptxas_log: str) -> str:
+    """'regs=R spill=S/L' (registers per thread, spill store / load bytes) from ptxas's -v log, or ''."""
+    import re
+
+    regs = re.findall(r"Used (\d+) registers", ptxas_log)
+    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", ptxas_log)
+    if not regs:
+        return ""
+    spill = f" spill={spills[-1][0]}/{spills[-1][1]}" if spills else ""
+    return f"regs={regs[-1]}{spill} "
+
+
 def _compile_job(index: int):
-    """(description, seconds, None or the compiler error) for _JOBS[index]."""
+    """(description, seconds, None or the compiler error) for _JOBS[index]; the description starts
+    with the registers and spills ptxas reports for the kernel (sm_90, no GPU needed)."""
+    import contextlib
+    import io
     import time
     import traceback
 
     import triton
+    from triton import knobs
     from triton.compiler import ASTSource
 
     fn, signature, constexprs, attrs, options, target, line = _JOBS[index]
     t0 = time.perf_counter()
+    log = io.StringIO()
     try:
-        triton.compile(ASTSource(fn, signature, constexprs=constexprs, attrs=attrs), target=target, options=options)
+        knobs.nvidia.dump_ptxas_log = True  # Triton prints ptxas's -v log (registers, spills)
+        with contextlib.redirect_stdout(log):
+            triton.compile(ASTSource(fn, signature, constexprs=constexprs, attrs=attrs), target=target,
+                           options=options)
     except Exception as exc:  # noqa: BLE001 - every compiler error is a finding
         return line, time.perf_counter() - t0, "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return line, time.perf_counter() - t0, None
+    return _resources(log.getvalue()) + line, time.perf_counter() - t0, None
 
 
 if __name__ == "__main__":

@@ -2,15 +2,13 @@
 
 - the reference against the specs' equivalent N x N weight formulations (float64),
   RoPE against the spec's pair formula, gradcheck in float64;
-- the Triton path (under TRITON_INTERPRET=1 on CPU, see conftest.py) against the
+- the Triton path (on CPU under TRITON_INTERPRET=1, see kernel_checks.py) against the
   reference: output and every input gradient, all variants, float32 and bfloat16,
   N not a multiple of the block, several chunks, d in {16, 32, 64}, channels-first
   strided views, with and without RoPE;
 - dispatch and input errors; a CPU smoke run of the benchmark.
 
-Tolerances are relative to the reference tensor's magnitude (as in
-flash-linear-attention's tests): RMS(error) <= ratio * RMS(reference) and
-max|error| <= 10 * ratio * max|reference|.
+Tolerances are relative to the reference tensor's magnitude (kernel_checks.assert_close).
 """
 from __future__ import annotations
 
@@ -20,35 +18,8 @@ import math
 import pytest
 import torch
 
-from zoo.kernels.linear_attention import (
-    apply_rope_2d, linear_attention, linear_attention_reference, resolve_impl, rope_2d_tables,
-)
-
-# float32: the kernels accumulate in fp32 like the reference; only summation order and
-# the in-kernel RoPE frequencies differ (observed RMS ratio <= 8e-7). bfloat16 / float16:
-# both compute in fp32 and differ by the final rounding; Triton's interpreter truncates
-# fp32 -> bf16 where the GPU and PyTorch round to nearest, hence ~4e-3 observed here.
-RATIO = {torch.float32: 2e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tensors are tiny: one thread avoids OpenMP stalls on a busy CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, ratio: float) -> None:
-    assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    assert actual.dtype == expected.dtype, f"{name}: dtype {actual.dtype} != {expected.dtype}"
-    a, e = actual.double(), expected.double()
-    assert torch.isfinite(a).all(), f"{name}: non-finite values"
-    rms_err, rms_ref = (a - e).pow(2).mean().sqrt().item(), e.pow(2).mean().sqrt().item()
-    max_err, max_ref = (a - e).abs().max().item(), e.abs().max().item()
-    assert rms_err <= ratio * rms_ref, f"{name}: rms error {rms_err:.3e} > {ratio:g} x rms {rms_ref:.3e}"
-    assert max_err <= 10 * ratio * max_ref, f"{name}: max error {max_err:.3e} > {10 * ratio:g} x max {max_ref:.3e}"
+from kernel_checks import RATIO, assert_close, needs_triton
+from zoo.kernels.linear_attention import apply_rope_2d, linear_attention, linear_attention_reference, rope_2d_tables
 
 
 def leaf_views(b: int, heads: int, n: int, d: int, dtype=torch.float32, seed: int = 0, scale: float = 1.0):
@@ -158,12 +129,11 @@ def test_reference_gradcheck_float64(variant, rope_hw):
 
 # ----------------------------------------------------------------------------- Triton vs reference
 
-def triton_path(variant, rope_hw, eps: float = 1e-6, **cfg):
-    """The Triton autograd function with a chosen LaunchConfig (small blocks: several blocks and chunks)."""
-    from zoo.kernels.linear_attention import TritonLinearAttention
-    from zoo.kernels.linear_attention.triton_linear_attention import LaunchConfig
-    config = LaunchConfig(**cfg)
-    return lambda q, k, v: TritonLinearAttention.apply(q, k, v, variant, rope_hw, eps, config)
+def triton_path(variant, rope_hw, eps: float = 1e-6, block_n: int = 64, chunks=None, num_warps=None):
+    """The op's Triton path with a chosen launch (small blocks: several blocks and chunks)."""
+    hw = None if rope_hw is None else list(rope_hw)
+    return lambda q, k, v: torch.ops.zoo.linear_attention(q, k, v, variant, hw, eps, "triton", block_n, chunks,
+                                                          num_warps)[0]
 
 
 def reference_path(variant, rope_hw, eps: float = 1e-6):
@@ -187,6 +157,7 @@ def check_triton_against_reference(variant, rope_hw, shape, dtype, scale: float 
 MAIN_CASES = [("rala", (7, 11)), ("rala", None), ("mala", (7, 11)), ("mala", None), ("inline", None)]
 
 
+@needs_triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("variant, rope_hw", MAIN_CASES)
 def test_triton_matches_reference(variant, rope_hw, dtype):
@@ -194,6 +165,7 @@ def test_triton_matches_reference(variant, rope_hw, dtype):
     check_triton_against_reference(variant, rope_hw, (1, 2, 77, 16), dtype, block_n=32, chunks=2)
 
 
+@needs_triton
 @pytest.mark.parametrize("variant, rope_hw, d, dtype", [
     ("rala", (5, 10), 32, torch.float32),
     ("mala", (5, 10), 64, torch.bfloat16),
@@ -205,11 +177,13 @@ def test_triton_head_dims(variant, rope_hw, d, dtype):
     check_triton_against_reference(variant, rope_hw, (2, 1, 50, d), dtype, block_n=16, chunks=3)
 
 
+@needs_triton
 def test_triton_contiguous_inputs():
     check_triton_against_reference("mala", (5, 10), (2, 1, 50, 16), torch.float32, layout="contiguous",
                                    block_n=32, chunks=1)
 
 
+@needs_triton
 def test_triton_rala_softmax_is_stable_for_large_logits():
     # keys 30x larger: logits of several hundred, exp() overflows without the running max. fp32
     # rounding of logits that large moves exp(logit - max) by ~|logit| * 6e-8 in both
@@ -218,6 +192,7 @@ def test_triton_rala_softmax_is_stable_for_large_logits():
                                    block_n=16, chunks=2)
 
 
+@needs_triton
 @pytest.mark.parametrize("variant", ["rala", "mala"])
 def test_triton_large_eps(variant):
     # rala's output is invariant to a common scale of the key weights except through eps, so
@@ -225,6 +200,7 @@ def test_triton_large_eps(variant):
     check_triton_against_reference(variant, (5, 10), (1, 2, 50, 16), torch.float32, eps=0.5, block_n=32, chunks=2)
 
 
+@needs_triton
 def test_triton_output_is_token_minor_for_channels_first_inputs():
     q, k, v = leaf_views(1, 2, 50, 16)
     y, grads = forward_and_grads(triton_path("mala", (5, 10), block_n=64), q, k, v)
@@ -236,6 +212,7 @@ def test_triton_output_is_token_minor_for_channels_first_inputs():
 
 # ----------------------------------------------------------------------------- public API and dispatch
 
+@needs_triton
 def test_public_function_forced_triton_matches_reference(monkeypatch):
     monkeypatch.delenv("ZOO_KERNELS_IMPL", raising=False)
     q, k, v = leaf_views(1, 2, 35, 32, seed=3)
@@ -251,21 +228,25 @@ def test_public_function_forced_triton_matches_reference(monkeypatch):
 
 
 def test_dispatch(monkeypatch):
+    from zoo.kernels.linear_attention import _path
     cpu = torch.zeros(1, 1, 4, 16)
     monkeypatch.delenv("ZOO_KERNELS_IMPL", raising=False)
-    assert resolve_impl("auto", cpu) == "reference"
-    assert resolve_impl("triton", cpu) == "triton"  # TRITON_INTERPRET=1 (conftest) or CUDA
-    assert resolve_impl("auto", cpu.double()) == "reference"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert _path(cpu, "auto") == "reference"
+    assert _path(cpu, "triton") == "triton"
+    assert _path(cpu.double(), "auto") == "reference"
+    assert _path(cpu[..., :8], "auto") == "reference"
     monkeypatch.setenv("ZOO_KERNELS_IMPL", "triton")
-    assert resolve_impl("auto", cpu) == "triton"
-    assert resolve_impl("reference", cpu) == "reference"  # an explicit argument wins
+    assert _path(cpu, "auto") == "triton"
+    assert _path(cpu, "reference") == "reference"  # an explicit argument wins
     monkeypatch.setenv("ZOO_KERNELS_IMPL", "reference")
-    assert resolve_impl("auto", cpu) == "reference"
+    assert _path(cpu, "auto") == "reference"
     monkeypatch.setenv("ZOO_KERNELS_IMPL", "cuda")
     with pytest.raises(ValueError, match="ZOO_KERNELS_IMPL"):
-        resolve_impl("auto", cpu)
+        _path(cpu, "auto")
 
 
+@needs_triton
 def test_empty_batch(monkeypatch):
     monkeypatch.delenv("ZOO_KERNELS_IMPL", raising=False)
     q = torch.zeros(0, 2, 12, 16)
@@ -276,7 +257,7 @@ def test_empty_batch(monkeypatch):
 def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="CUDA tensors"):
-        resolve_impl("triton", torch.zeros(1, 1, 4, 16))
+        linear_attention(*_qkv(), variant="rala", impl="triton")
 
 
 def test_public_function_dtype_and_shape():
@@ -291,10 +272,10 @@ def _qkv(shape=(1, 2, 12, 16), dtype=torch.float32):
 
 @pytest.mark.parametrize("change, kwargs, match", [
     (lambda q, k, v: (q[0], k[0], v[0]), {}, r"expected q of shape \(B, heads, N, d\), got 3-D"),
-    (lambda q, k, v: (q, k[..., :8], v), {}, r"same shape .* k \(1, 2, 12, 8\)"),
+    (lambda q, k, v: (q, k[..., :8], v), {}, r"one shape .* k \(1, 2, 12, 8\)"),
     (lambda q, k, v: (q, k, v.double()), {}, "share a dtype"),
-    (lambda q, k, v: (q.int(), k.int(), v.int()), {}, "expected dtype in"),
-    (lambda q, k, v: (q, k.to("meta"), v), {}, "share a device"),
+    (lambda q, k, v: (q.int(), k.int(), v.int()), {}, r"q must have a floating dtype .*, got torch.int32"),
+    (lambda q, k, v: (q, k.to("meta"), v), {}, "all inputs must be on one device"),
     (lambda q, k, v: (q, k, v), {"variant": "softmax"}, "variant must be one of"),
     (lambda q, k, v: (q, k, v), {"variant": "inline", "rope_hw": (3, 4)}, "'inline' has no RoPE"),
     (lambda q, k, v: (q, k, v), {"rope_hw": (3, 5)}, r"gives 15 tokens, expected N=12"),
@@ -303,7 +284,7 @@ def _qkv(shape=(1, 2, 12, 16), dtype=torch.float32):
     (lambda q, k, v: (q[..., :6], k[..., :6], v[..., :6]), {"rope_hw": (3, 4)}, "divisible by 4, got d=6"),
     (lambda q, k, v: (q, k, v), {"impl": "cuda"}, "impl must be one of"),
     (lambda q, k, v: (q[..., :8], k[..., :8], v[..., :8]), {"impl": "triton"}, r"head dim d in \(16, 32, 64\), got d=8"),
-    (lambda q, k, v: (q.double(), k.double(), v.double()), {"impl": "triton"}, "got torch.float64"),
+    (lambda q, k, v: (q.double(), k.double(), v.double()), {"impl": "triton"}, "got float64"),
 ])
 def test_errors(change, kwargs, match):
     q, k, v = change(*_qkv())

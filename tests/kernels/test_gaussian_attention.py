@@ -1,15 +1,12 @@
 """The fused Gaussian-kernel attention (Triton, interpreted on CPU) against its reference."""
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
 from golden import load_golden
+from kernel_checks import DEVICE, assert_close, needs_triton
 from zoo.kernels.gaussian_attention import gaussian_attention, gaussian_attention_reference, squared_distance
-
-pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="needs TRITON_INTERPRET=1")
 
 # (B, H, N, m, d, e): ragged N and m tiles, several m blocks, several splits of the N reduction, e != d.
 SHAPES = [(1, 2, 70, 20, 16, 16), (2, 1, 150, 9, 32, 32), (1, 1, 40, 70, 32, 16)]
@@ -25,12 +22,6 @@ def _inputs(shape, seed=0):
     return q, lm, mix, v
 
 
-def _close(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
-    # float32 kernel vs float64 reference, relative to the tensor's magnitude.
-    err = (actual.double() - expected).abs().max().item()
-    assert err <= 2e-5 * expected.abs().max().item() + 1e-6, f"{name}: max abs error {err:.3g}"
-
-
 def test_reference_is_the_definition():
     q, lm, mix, v = _inputs(SHAPES[0])
     k1 = torch.exp(-((q[..., :, None, :] - lm[..., None, :, :]) ** 2).sum(-1) / 2)
@@ -38,23 +29,25 @@ def test_reference_is_the_definition():
     torch.testing.assert_close(squared_distance(q, lm, "expand"), squared_distance(q, lm, "direct"))
 
 
+@needs_triton
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_forward_and_every_gradient_match_the_reference(shape):
     inputs = [t.requires_grad_() for t in _inputs(shape)]
     grad_out = torch.randn(*shape[:3], shape[5], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     expected = gaussian_attention_reference(*inputs)
     expected_grads = torch.autograd.grad(expected, inputs, grad_out)
-    inputs32 = [t.detach().float().requires_grad_() for t in inputs]
+    inputs32 = [t.detach().to(DEVICE, torch.float32).requires_grad_() for t in inputs]
     out = gaussian_attention(*inputs32, impl="triton")
-    grads = torch.autograd.grad(out, inputs32, grad_out.float())
-    _close(out, expected, "output")
+    grads = torch.autograd.grad(out, inputs32, grad_out.to(DEVICE, torch.float32))
+    assert_close("output", out, expected)
     for name, grad, expected_grad in zip(("dq", "dlandmarks", "dmixing", "dv"), grads, expected_grads):
-        _close(grad, expected_grad, name)
+        assert_close(name, grad, expected_grad)
 
 
+@needs_triton
 def test_no_query_by_landmark_tensor_is_kept_for_backward():
     b, h, n, m, d, e = 1, 2, 130, 20, 16, 16
-    inputs = [t.float().requires_grad_() for t in _inputs((b, h, n, m, d, e))]
+    inputs = [t.to(DEVICE, torch.float32).requires_grad_() for t in _inputs((b, h, n, m, d, e))]
     out = gaussian_attention(*inputs, impl="triton")
     saved = out.grad_fn.saved_tensors
     assert saved and max(t.numel() for t in saved) <= b * h * n * max(d, e)
@@ -67,6 +60,7 @@ def test_shape_errors_are_clear():
         gaussian_attention(q, lm, mix[..., :-1], v)
 
 
+@needs_triton
 @pytest.mark.parametrize("name,variant", [("soft__tiny_cfg", "soft_tiny"), ("soft__norm_tiny_cfg", "soft_norm_tiny")])
 def test_golden_fixtures_on_the_kernel_path(name, variant, monkeypatch):
     import zoo
@@ -78,7 +72,7 @@ def test_golden_fixtures_on_the_kernel_path(name, variant, monkeypatch):
                              num_classes=c["num_classes"]).eval()
     model.load_state_dict(checkpoint_filter_fn(golden.state_dict, model))
     with torch.no_grad():
-        golden.assert_close(model(golden.input))
+        golden.assert_close(model.to(DEVICE)(golden.input.to(DEVICE)).cpu())
 
 
 def test_direct_distance_backward_is_the_subtraction_gradient():

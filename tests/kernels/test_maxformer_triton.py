@@ -11,9 +11,10 @@ sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/golden.py
 
 import zoo  # noqa: E402
 from golden import load_golden  # noqa: E402
+from kernel_checks import DEVICE, needs_triton  # noqa: E402
 from zoo.models.maxformer import checkpoint_filter_fn  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = needs_triton
 FIXTURES = ["maxformer__tiny_cfg", "maxformer__tiny_cfg_t2_heads2_nonsquare"]
 
 

@@ -1,6 +1,6 @@
 """The multi-step LIF neuron: the Triton kernel against the reference, the fixture, hand-computed cases.
 
-The Triton path runs under TRITON_INTERPRET=1 on CPU (conftest.py), on the GPU where there is one.
+The Triton path runs under TRITON_INTERPRET=1 on CPU (kernel_checks.py), on the GPU where there is one.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/golden.py
 
 from golden import GOLDEN_DIR, load_golden  # noqa: E402
+from kernel_checks import DEVICE, needs_triton  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
-from zoo.kernels.lif import lif_backward_reference, multistep_lif, multistep_lif_reference, resolve_impl  # noqa: E402
+from zoo.kernels.lif import _path, lif_backward_reference, multistep_lif, multistep_lif_reference  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-BOTH = ["reference", "triton"]
+BOTH = ["reference", pytest.param("triton", marks=needs_triton)]
 
 
 def _input(shape, seed=0, dyadic=True, dtype=torch.float32):
@@ -94,6 +94,7 @@ def test_hand_computed_gradient_two_steps(impl):
     torch.testing.assert_close(grad[0].cpu(), ((0.3 + g1 * 0.5 * -1.0) / 2).reshape(1).double())
 
 
+@needs_triton
 @pytest.mark.parametrize("T", [1, 2, 4, 8])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_triton_matches_reference(T, dtype):
@@ -109,6 +110,7 @@ def test_triton_matches_reference(T, dtype):
     torch.testing.assert_close(g_t, g_r, atol=tol, rtol=tol)
 
 
+@needs_triton
 @pytest.mark.parametrize("params", [
     dict(v_threshold=0.5),
     dict(tau=3.0, v_reset=-0.25),
@@ -127,6 +129,7 @@ def test_triton_matches_reference_other_parameters(params):
     torch.testing.assert_close(lif_backward_reference(x.detach(), gs, **params), g_r, atol=1e-12, rtol=1e-12)
 
 
+@needs_triton
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_inputs_use_a_float32_membrane(dtype):
     if dtype == torch.bfloat16 and DEVICE == "cpu":
@@ -143,6 +146,7 @@ def test_low_precision_inputs_use_a_float32_membrane(dtype):
     torch.testing.assert_close(g_t.float(), g_r.float(), atol=1e-2, rtol=1e-2)
 
 
+@needs_triton
 def test_non_contiguous_input_and_no_grad_path():
     x = _input((4, 6, 50), seed=9).transpose(1, 2)  # (T, 50, 6), not contiguous
     with torch.no_grad():
@@ -154,22 +158,25 @@ def test_non_contiguous_input_and_no_grad_path():
 def test_dispatch(monkeypatch):
     x = torch.zeros(2, 3)
     monkeypatch.delenv("ZOO_KERNELS_IMPL", raising=False)
-    assert resolve_impl(x) == ("triton" if x.is_cuda else "reference")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert _path(x, "auto") == "reference"
+    assert _path(x.double(), "triton") == "triton"  # the kernel has a float64 path
     monkeypatch.setenv("ZOO_KERNELS_IMPL", "reference")
-    assert resolve_impl(x) == "reference"
-    assert resolve_impl(x, "triton") == "triton"  # the argument wins; CPU works under the interpreter
+    assert _path(x, "auto") == "reference"
+    assert _path(x, "triton") == "triton"  # the argument wins; CPU works under the interpreter
     monkeypatch.setenv("ZOO_KERNELS_IMPL", "bogus")
     with pytest.raises(ValueError, match="ZOO_KERNELS_IMPL"):
-        resolve_impl(x)
+        _path(x, "auto")
     with pytest.raises(ValueError, match="impl must be one of"):
         multistep_lif(x, impl="cupy")
     with pytest.raises(ValueError, match=r"\(T, \.\.\.\)"):
         multistep_lif(torch.zeros(()))
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="CUDA"):
-        resolve_impl(x, "triton")
+        multistep_lif(x, impl="triton")
 
 
+@needs_triton
 def test_spikingjelly_peer():
     """Where spikingjelly is installed, its MultiStepLIFNode is a peer (never imported by the zoo)."""
     neuron = pytest.importorskip("spikingjelly.clock_driven.neuron")

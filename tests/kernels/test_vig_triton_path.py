@@ -1,7 +1,6 @@
 """The four ViG golden fixtures on the Triton path (interpreter on CPU, real Triton on a GPU)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -11,12 +10,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1]))
 import test_vig as t  # noqa: E402  (fixture helpers)
 from golden import load_golden  # noqa: E402
+from kernel_checks import DEVICE, needs_triton  # noqa: E402
 from zoo.models.vig import checkpoint_filter_fn  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available(),
-    reason="needs TRITON_INTERPRET=1 or a CUDA device")
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = needs_triton
 
 
 def run(model, golden):
