@@ -6,13 +6,12 @@
   reference: output and every input gradient, all variants, float32 and bfloat16,
   N not a multiple of the block, several chunks, d in {16, 32, 64}, channels-first
   strided views, with and without RoPE;
-- dispatch and input errors; a CPU smoke run of the benchmark.
+- dispatch and input errors (the benchmark's smoke run: test_bench_smoke.py).
 
 Tolerances are relative to the reference tensor's magnitude (kernel_checks.assert_close).
 """
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -293,15 +292,8 @@ def test_errors(change, kwargs, match):
         linear_attention(q, k, v, **kwargs)
 
 
-# ----------------------------------------------------------------------------- benchmark and GPU
-
-def test_bench_quick_cpu(tmp_path):
-    from zoo.kernels.linear_attention import bench
-    rows = bench.main(["--device", "cpu", "--quick", "--out", str(tmp_path / "bench")])
-    assert rows and {"variant", "n_tokens", "head_dim", "impl", "pass", "ms"} <= set(rows[0])
-    meta = json.loads((tmp_path / "bench.json").read_text())
-    assert meta["device"] and meta["torch"] and meta["rows"]
-    assert (tmp_path / "bench.csv").read_text().startswith("variant,")
+# ----------------------------------------------------------------------------- GPU
+# (the benchmark's CPU smoke run is tested with the other three in test_bench_smoke.py)
 
 
 @pytest.mark.gpu
