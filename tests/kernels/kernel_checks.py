@@ -16,6 +16,11 @@ TRITON = triton_available() and (torch.cuda.is_available() or triton_interpreted
 needs_triton = pytest.mark.skipif(
     not TRITON, reason="the Triton path needs a CUDA device, or TRITON_INTERPRET=1 in the environment of the "
                        "test command for Triton's CPU interpreter (`make test` sets it)")
+needs_interpreter = pytest.mark.skipif(
+    not (triton_available() and triton_interpreted()),
+    reason="runs the Triton path on CPU tensors: needs TRITON_INTERPRET=1 in the test command's environment")
+cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check (on a GPU machine it would "
+                                                                "spend the device session compiling for the CPU)")
 
 # The error allowed relative to the compared tensor's magnitude, by the dtype of the less precise side.
 # float32: the kernels accumulate in fp32 like the references; only summation order differs.

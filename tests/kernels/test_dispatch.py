@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernel_checks import needs_triton
+from kernel_checks import DEVICE, needs_triton
 from zoo.kernels import _dispatch
 from zoo.kernels.gated_linear_attention import bidirectional_gla
 from zoo.kernels.gaussian_attention import gaussian_attention
@@ -145,7 +145,7 @@ def test_inputs_on_two_devices(op):
 @pytest.mark.parametrize("op", OPS)
 def test_empty_batch(op, impl):
     fn, tensors, _ = _case(op, batch=0)
-    tensors = [t.requires_grad_() for t in tensors]
+    tensors = [t.to(DEVICE).requires_grad_() for t in tensors]
     out = fn(*tensors, impl=impl)
     expected = {"linear_attention": (0, 2, 12, 16), "bidirectional_gla": (0, 9, 2, 32),
                 "gaussian_attention": (0, 2, 20, 16), "multistep_lif": (3, 0, 40)}[op]

@@ -17,16 +17,17 @@ import math
 import pytest
 import torch
 
-from kernel_checks import RATIO, assert_close, needs_triton
+from kernel_checks import DEVICE, RATIO, assert_close, needs_triton
 from zoo.kernels.linear_attention import apply_rope_2d, linear_attention, linear_attention_reference, rope_2d_tables
 
 
 def leaf_views(b: int, heads: int, n: int, d: int, dtype=torch.float32, seed: int = 0, scale: float = 1.0):
-    """Channels-first strided views that are autograd leaves (each from its own (B, C, N) buffer)."""
+    """Channels-first strided views that are autograd leaves (each from its own (B, C, N) buffer), on
+    the device the Triton path runs on (the CPU under the interpreter)."""
     gen = torch.Generator().manual_seed(seed)
     leaves = []
     for _ in range(3):
-        buf = (torch.randn(b, heads * d, n, generator=gen) * scale).to(dtype)
+        buf = (torch.randn(b, heads * d, n, generator=gen) * scale).to(DEVICE, dtype)
         leaves.append(buf.view(b, heads, d, n).transpose(-1, -2).requires_grad_())
     return leaves
 
@@ -248,7 +249,7 @@ def test_dispatch(monkeypatch):
 @needs_triton
 def test_empty_batch(monkeypatch):
     monkeypatch.delenv("ZOO_KERNELS_IMPL", raising=False)
-    q = torch.zeros(0, 2, 12, 16)
+    q = torch.zeros(0, 2, 12, 16, device=DEVICE)
     for impl in ("triton", "reference"):
         assert linear_attention(q, q, q, variant="mala", rope_hw=(3, 4), impl=impl).shape == (0, 2, 12, 16)
 

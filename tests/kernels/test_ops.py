@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: golden.py and the 
 
 import zoo  # noqa: E402
 from golden import load_golden  # noqa: E402
-from kernel_checks import DEVICE, assert_close, needs_triton  # noqa: E402
+from kernel_checks import DEVICE, assert_close, cpu_only, needs_interpreter, needs_triton  # noqa: E402
 from zoo.kernels.gated_linear_attention import bidirectional_gla  # noqa: E402
 from zoo.kernels.gaussian_attention import gaussian_attention  # noqa: E402
 from zoo.kernels.lif import multistep_lif  # noqa: E402
@@ -48,7 +48,7 @@ def _op_cases(impl: str, device: str = "cpu"):
 
 @pytest.mark.parametrize("index", range(4), ids=["linear_attention", "bidirectional_gla", "gaussian_attention",
                                                  "multistep_lif"])
-@pytest.mark.parametrize("impl", ["reference", pytest.param("triton", marks=needs_triton)])
+@pytest.mark.parametrize("impl", ["reference", pytest.param("triton", marks=needs_interpreter)])
 def test_opcheck_cpu(impl, index):
     label, op, args = _op_cases(impl)[index]
     torch.library.opcheck(op, args)
@@ -146,6 +146,7 @@ KERNEL_OPS = {"ravlt": "linear_attention", "mavit": "linear_attention", "inline"
               "vig": "bidirectional_gla", "soft": "gaussian_attention", "maxformer": "multistep_lif"}
 
 
+@cpu_only
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_compile_fullgraph_and_export_match_eager(family, monkeypatch):
@@ -187,6 +188,7 @@ class _EveryOp(torch.nn.Module):
         return multistep_lif(x.flatten(2).transpose(0, 1)).sum(0) + x.flatten(2).mean(0)
 
 
+@cpu_only
 @pytest.mark.slow
 def test_inductor_compiles_every_op(monkeypatch):
     """torch.compile with Inductor (C++ on CPU) keeps each op as an extern call, forward and backward."""
