@@ -58,10 +58,11 @@ class _DirectSquaredDistance(torch.autograd.Function):
 
 def _expanded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # baddbmm adds the norms in the matmul's own pass: no extra N x m temporaries.
-    lead = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    (n, d), m = a.shape[-2:], b.shape[-2]
-    a3 = a.expand(*lead, n, d).reshape(-1, n, d)
-    b3 = b.expand(*lead, m, d).reshape(-1, m, d)
+    if a.shape[:-2] != b.shape[:-2]:  # (torch.broadcast_shapes costs more than the small products)
+        lead = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a, b = a.expand(*lead, *a.shape[-2:]), b.expand(*lead, *b.shape[-2:])
+    lead, (n, d), m = a.shape[:-2], a.shape[-2:], b.shape[-2]
+    a3, b3 = a.reshape(-1, n, d), b.reshape(-1, m, d)
     norms = a3.square().sum(-1, keepdim=True) + b3.square().sum(-1).unsqueeze(-2)
     return torch.baddbmm(norms, a3, b3.transpose(-1, -2), alpha=-2).reshape(*lead, n, m)
 
