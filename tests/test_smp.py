@@ -105,3 +105,13 @@ def test_a_fixed_size_family_at_another_size_says_how_to_build_it(family):
 def test_a_single_stride_family_is_refused_by_smp(family):
     with pytest.raises(ValueError, match="Unsupported model downsampling pattern"):
         smp.Unet(f"tu-{_row(family).name}", encoder_weights=None, classes=2)
+
+
+def test_a_features_only_backbone_state_dict_loads_into_the_smp_encoder():
+    """docs/downstream.md's route for ImageNet weights: timm's features_only model and smp's encoder have
+    the same keys, so the official weights (loaded by the zoo's filter) go in with a strict load."""
+    backbone = zoo.create_model(_row("ravlt").name, features_only=True)
+    model = smp.Unet(f"tu-{_row('ravlt').name}", encoder_weights=None, classes=2)
+    model.encoder.model.load_state_dict(backbone.state_dict(), strict=True)
+    for name, value in backbone.state_dict().items():
+        assert torch.equal(model.encoder.model.state_dict()[name], value), name
