@@ -125,6 +125,17 @@ def shape_error(op: str, expected: str, **tensors: torch.Tensor) -> ValueError:
     return ValueError(f"{op}: expected {expected}; got {got}")
 
 
+def runs_reference_eagerly(path: str) -> bool:
+    """True where the reference path can run as plain PyTorch, outside the op.
+
+    In eager mode the op adds only cost on that path: a wrapper per call and a backward that
+    recomputes the forward. Whatever traces or counts the computation (torch.compile, torch.export,
+    FakeTensorMode, FlopCounterMode and other dispatch modes) sees the op instead.
+    """
+    return (path == "reference" and not torch.compiler.is_compiling()
+            and torch.utils._python_dispatch._get_current_dispatch_mode() is None)
+
+
 def reference_grads(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
                     grad_out: torch.Tensor) -> list[torch.Tensor]:
     """The gradients of `fn(*inputs)` (a reference) for `grad_out`, by autograd through it.

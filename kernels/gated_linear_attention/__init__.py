@@ -35,7 +35,7 @@ from torch.utils.flop_counter import register_flop_formula
 
 from .._dispatch import (
     check_positive, check_same_device, check_tensor, reference_grads, requested_impl, resolve_impl, shape_error,
-    triton_unsupported,
+    runs_reference_eagerly, triton_unsupported,
 )
 from .reference import bigla_chunked, bigla_recurrent
 
@@ -141,6 +141,8 @@ def bidirectional_gla(
     """
     _check_inputs(q, k, v, a_f, a_b)
     impl = requested_impl(OP, impl)
-    _path(q, k, v, a_f, a_b, impl)  # a forced path the inputs cannot take fails here, before the op
+    path = _path(q, k, v, a_f, a_b, impl)  # a forced path the inputs cannot take fails here, before the op
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    if runs_reference_eagerly(path):
+        return bigla_chunked(q, k, v, a_f, a_b, scale)
     return bidirectional_gla_op(q, k, v, a_f, a_b, scale, impl)

@@ -33,7 +33,7 @@ from torch.utils.flop_counter import register_flop_formula
 
 from .._dispatch import (
     check_positive, check_same_device, check_tensor, reference_grads, requested_impl, resolve_impl, shape_error,
-    triton_unsupported,
+    runs_reference_eagerly, triton_unsupported,
 )
 from .reference import gaussian_attention_reference, gaussian_kernel, squared_distance
 
@@ -164,5 +164,7 @@ def gaussian_attention(
     """
     _check_inputs(q, landmarks, mixing, v)
     impl = requested_impl(OP, impl)
-    _path(q, landmarks, mixing, v, impl)  # a forced path the inputs cannot take fails here, before the op
+    path = _path(q, landmarks, mixing, v, impl)  # a forced path the inputs cannot take fails here, before the op
+    if runs_reference_eagerly(path):
+        return gaussian_attention_reference(q, landmarks, mixing, v)
     return gaussian_attention_op(q, landmarks, mixing, v, impl)[0]

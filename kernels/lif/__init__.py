@@ -38,7 +38,8 @@ import torch
 from torch.utils.flop_counter import register_flop_formula
 
 from .._dispatch import (
-    FLOAT_DTYPES, check_tensor, reference_grads, requested_impl, resolve_impl, triton_unsupported,
+    FLOAT_DTYPES, check_tensor, reference_grads, requested_impl, resolve_impl, runs_reference_eagerly,
+    triton_unsupported,
 )
 from .reference import compute_dtype, lif_backward_reference, multistep_lif_reference
 
@@ -162,7 +163,8 @@ def multistep_lif(
     """
     _check_inputs(x, tau)
     impl = requested_impl(OP, impl)
-    _path(x, impl)  # a forced path the inputs cannot take fails here, before the op
+    if runs_reference_eagerly(_path(x, impl)):  # a forced path the inputs cannot take fails in _path first
+        return multistep_lif_reference(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset)
     store_membrane = torch.is_grad_enabled() and x.requires_grad  # inference: spikes only, nothing saved
     return multistep_lif_op(x, float(tau), float(v_threshold), float(v_reset), float(surrogate_alpha),
                             bool(detach_reset), impl, store_membrane)[0]

@@ -45,7 +45,7 @@ import torch
 from torch.utils.flop_counter import register_flop_formula
 
 from .._dispatch import (
-    check_positive, check_same_device, check_tensor, reference_grads, resolve_impl, requested_impl,
+    check_positive, check_same_device, check_tensor, reference_grads, resolve_impl, requested_impl, runs_reference_eagerly,
     shape_error, triton_unsupported,
 )
 from .reference import VARIANTS, apply_rope_2d, linear_attention_reference, rope_2d_angles, rope_2d_tables
@@ -225,6 +225,7 @@ def linear_attention(
     """
     _check_inputs(q, k, v, variant, rope_hw)
     impl = requested_impl(OP, impl)
-    _path(q, impl)  # a forced path the inputs cannot take fails here, before the op
+    if runs_reference_eagerly(_path(q, impl)):  # a forced path the inputs cannot take fails in _path
+        return linear_attention_reference(q, k, v, variant=variant, rope_hw=_hw(rope_hw), eps=eps)
     hw = None if rope_hw is None else [int(rope_hw[0]), int(rope_hw[1])]
     return linear_attention_op(q, k, v, variant, hw, float(eps), impl)[0]

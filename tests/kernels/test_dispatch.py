@@ -152,3 +152,19 @@ def test_empty_batch(op, impl):
     assert out.shape == expected
     grads = torch.autograd.grad(out.sum(), tensors)
     assert [g.shape for g in grads] == [t.shape for t in tensors]
+
+
+@pytest.mark.parametrize("op", ["linear_attention", "bidirectional_gla", "gaussian_attention"])
+def test_eager_reference_path_runs_outside_the_op(op):
+    """On the eager reference path the public function is plain PyTorch (no wrapper, no recomputed
+    forward in the backward, double backward works); a dispatch mode such as FlopCounterMode sees the op."""
+    fn, inputs, _ = _case(op, d=4, dtype=torch.float64)
+    inputs = [t.double().requires_grad_() for t in inputs]
+    out = fn(*inputs, impl="reference")
+    assert "zoo" not in type(out.grad_fn).__name__.lower() and "custom" not in type(out.grad_fn).__name__.lower()
+    assert torch.autograd.gradgradcheck(lambda *t: fn(*t, impl="reference"), inputs)
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn(*inputs, impl="reference")
+    counted = {str(k) for k in counter.get_flop_counts().get("Global", {})}
+    assert any(f"zoo.{op}" in k for k in counted), counted
