@@ -19,7 +19,7 @@ def wheel_names(tmp_path_factory) -> set[str]:
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
         capture_output=True, text=True)
     assert built.returncode == 0, f"pip wheel failed:\n{built.stdout}\n{built.stderr}"
-    (wheel,) = out.glob("zoo-*.whl")
+    (wheel,) = out.glob("zoo_backbones-*.whl")
     return set(zipfile.ZipFile(wheel).namelist())
 
 

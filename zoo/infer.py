@@ -138,7 +138,7 @@ def _from_checkpoint(args: argparse.Namespace, model_kwargs: dict[str, Any]) -> 
         from zoo.train.validate import _checkpoint_model
     except ImportError as err:
         raise UsageError(f"--checkpoint reads zoo-train checkpoints, which needs the train extra "
-                         f"({err.name} is missing): pip install 'zoo[train]'") from err
+                         f"({err.name} is missing): pip install 'zoo-backbones[train]'") from err
     if not Path(args.checkpoint).exists():
         raise UsageError(f"--checkpoint {args.checkpoint}: no such file or folder")
     path, stored = _checkpoint_model(Path(args.checkpoint))
