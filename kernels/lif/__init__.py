@@ -6,7 +6,8 @@ Hard reset, input decay, Heaviside spikes with ties spiking, sigmoid
 surrogate gradient, optional detached reset (the definition is in
 `reference.py`). The computation is the PyTorch op `torch.ops.zoo.multistep_lif`
 (visible to `torch.compile(fullgraph=True)`, `torch.export` and `FlopCounterMode`);
-the Triton path's backward is `torch.ops.zoo.multistep_lif_backward`. Two paths
+the Triton path's backward is `torch.ops.zoo.multistep_lif_backward`, which
+recomputes the membrane from x (nothing but the spikes is stored). Two paths
 (`zoo.kernels._dispatch`):
 
 - `reference`: the PyTorch loop over T, backward by autograd through it (CPU default);
@@ -19,16 +20,18 @@ Pick with `impl=` ("auto", "triton", "reference") or the environment variable
 
 FLOPs (`FlopCounterMode`): the neuron has no matrix product, so its elementwise
 operations are counted, per neuron and step: forward 6 (charge h = v + (x - (v - v_r)) / tau:
-4; fire: 1 comparison; hard reset: 1 select); the Triton backward 12 (surrogate
-sg = alpha sig(alpha u) (1 - sig(alpha u)): 6; dv/dh = 1 - s: 1; the BPTT update
-g = gs sg + g (1 - 1/tau) dv/dh: 4; g / tau: 1), 15 without detach_reset (dv/dh
-gains (v_r - h) sg: 3).
+4; fire: 1 comparison; hard reset: 1 select); the Triton backward 17 (the membrane
+recomputed: charge 4, reset 1; surrogate sg = alpha sig(alpha u) (1 - sig(alpha u)): 6;
+dv/dh = 1 - s: 1; the BPTT update g = gs sg + g (1 - 1/tau) dv/dh: 4; g / tau: 1),
+20 without detach_reset (dv/dh gains (v_r - h) sg: 3).
 
 sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
 `aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
 spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
-BLOCK 1024, T unrolled (T = 1, 2, 4 launched). Forward 32-148 registers (fp64, T = 4: 148),
-backward 37-130; no spill.
+whole (T, BLOCK) tiles, 4 warps, BLOCK = 4096 / next_pow2(T) neurons (a quarter for float64)
+within 128..1024; T = 1, 2, 3, 4, 8, 16 launched. Forward 32-72 registers, backward 40-90
+(float64 T = 16: 168); no spill. (Before, with the membrane stored and per-step loads and
+stores at BLOCK 1024: forward 32-148, backward 37-130, no spill.)
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ from .._dispatch import (
     FLOAT_DTYPES, check_tensor, reference_grads, requested_impl, resolve_impl, runs_reference_eagerly,
     triton_unsupported,
 )
-from .reference import compute_dtype, lif_backward_reference, multistep_lif_reference
+from .reference import lif_backward_reference, multistep_lif_reference
 
 __all__ = ["multistep_lif", "multistep_lif_reference", "lif_backward_reference", "multistep_lif_flops"]
 
@@ -63,57 +66,51 @@ def _path(x: torch.Tensor, impl: str) -> str:
 @torch.library.custom_op("zoo::multistep_lif", mutates_args=())
 def multistep_lif_op(x: torch.Tensor, tau: float, v_threshold: float, v_reset: float, surrogate_alpha: float,
                      detach_reset: bool, impl: str, store_membrane: bool) -> list[torch.Tensor]:
-    """[spikes]; on the Triton path with store_membrane, [spikes, h], h the charged membrane
-    (T, numel / T) in the compute dtype, which its backward reads."""
+    """[spikes]. `store_membrane` stays in the schema (exported programs name it) but stores
+    nothing: the Triton backward recomputes the membrane from x."""
     _check_inputs(x, tau)
     if _path(x, impl) == "reference":
         return [multistep_lif_reference(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset).contiguous()]
     from .triton_lif import lif_forward_triton
-    spikes, h = lif_forward_triton(x.reshape(x.shape[0], -1).contiguous(), tau, v_threshold, v_reset, store_membrane)
-    return [spikes.view(x.shape)] + ([h] if store_membrane else [])
+    return [lif_forward_triton(x.reshape(x.shape[0], -1).contiguous(), tau, v_threshold, v_reset).view(x.shape)]
 
 
 @multistep_lif_op.register_fake
 def _(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset, impl, store_membrane):
     _check_inputs(x, tau)
-    spikes = x.new_empty(x.shape)
-    if _path(x, impl) == "reference" or not store_membrane:
-        return [spikes]
-    return [spikes, x.new_empty((x.shape[0], x.numel() // x.shape[0]), dtype=compute_dtype(x.dtype))]
+    return [x.new_empty(x.shape)]
 
 
 @torch.library.custom_op("zoo::multistep_lif_backward", mutates_args=())
-def multistep_lif_backward_op(grad_spikes: torch.Tensor, h: torch.Tensor, dtype: torch.dtype, tau: float,
-                              v_threshold: float, v_reset: float, surrogate_alpha: float,
-                              detach_reset: bool) -> torch.Tensor:
-    """dL/dx, (T, numel / T) in `dtype`, of the Triton path from the forward's membrane h."""
+def multistep_lif_backward_op(grad_spikes: torch.Tensor, x: torch.Tensor, tau: float, v_threshold: float,
+                              v_reset: float, surrogate_alpha: float, detach_reset: bool) -> torch.Tensor:
+    """dL/dx of the Triton path (x's shape and dtype), the membrane recomputed from the forward's input x."""
     from .triton_lif import lif_backward_triton
-    return lif_backward_triton(grad_spikes.reshape(h.shape).contiguous(), h, dtype, tau, v_threshold, v_reset,
-                               surrogate_alpha, detach_reset)
+    x2d = x.reshape(x.shape[0], -1).contiguous()
+    grad_x = lif_backward_triton(grad_spikes.reshape(x2d.shape).contiguous(), x2d, tau, v_threshold, v_reset,
+                                 surrogate_alpha, detach_reset)
+    return grad_x.view(x.shape)
 
 
 @multistep_lif_backward_op.register_fake
-def _(grad_spikes, h, dtype, tau, v_threshold, v_reset, surrogate_alpha, detach_reset):
-    return h.new_empty(h.shape, dtype=dtype)
+def _(grad_spikes, x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset):
+    return x.new_empty(x.shape)
 
 
 def _setup_context(ctx, inputs, output) -> None:
     x, *params, impl, _ = inputs
     ctx.params = params  # tau, v_threshold, v_reset, surrogate_alpha, detach_reset
     ctx.triton = _path(x, impl) == "triton"
-    # the Triton backward reads the membrane; without it (not stored), it is recomputed from x
-    ctx.save_for_backward(x if not ctx.triton or len(output) == 1 else None, *output[1:])
-    ctx.shape, ctx.dtype = x.shape, x.dtype
+    ctx.save_for_backward(x)  # both paths recompute the membrane from x
 
 
 def _backward(ctx, grads):
-    x, *saved = ctx.saved_tensors
+    (x,) = ctx.saved_tensors
     if not ctx.triton:  # the reference path: autograd through the reference
         (grad_x,) = reference_grads(lambda t: multistep_lif_reference(t, *ctx.params), (x,), grads[0])
-        return grad_x, None, None, None, None, None, None, None
-    h = saved[0] if saved else multistep_lif_op(x, *ctx.params, "triton", True)[1]
-    grad_x = multistep_lif_backward_op(grads[0], h, ctx.dtype, *ctx.params)
-    return grad_x.view(ctx.shape), None, None, None, None, None, None, None
+    else:
+        grad_x = multistep_lif_backward_op(grads[0], x, *ctx.params)
+    return grad_x, None, None, None, None, None, None, None
 
 
 multistep_lif_op.register_autograd(_backward, setup_context=_setup_context)
@@ -126,7 +123,7 @@ def multistep_lif_flops(x_shape, backward: bool = False, detach_reset: bool = Tr
         numel *= size
     if not backward:
         return 6 * numel
-    return (12 if detach_reset else 15) * numel
+    return (17 if detach_reset else 20) * numel
 
 
 @register_flop_formula(torch.ops.zoo.multistep_lif)
@@ -135,9 +132,9 @@ def _flops(x_shape, *args, out_shape=None, **kwargs) -> int:
 
 
 @register_flop_formula(torch.ops.zoo.multistep_lif_backward)
-def _backward_flops(grad_shape, h_shape, dtype, tau, v_threshold, v_reset, surrogate_alpha, detach_reset,
+def _backward_flops(grad_shape, x_shape, tau, v_threshold, v_reset, surrogate_alpha, detach_reset,
                     out_shape=None, **kwargs) -> int:
-    return multistep_lif_flops(h_shape, backward=True, detach_reset=detach_reset)
+    return multistep_lif_flops(x_shape, backward=True, detach_reset=detach_reset)
 
 
 def multistep_lif(
@@ -165,6 +162,5 @@ def multistep_lif(
     impl = requested_impl(OP, impl)
     if runs_reference_eagerly(_path(x, impl)):  # a forced path the inputs cannot take fails in _path first
         return multistep_lif_reference(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset)
-    store_membrane = torch.is_grad_enabled() and x.requires_grad  # inference: spikes only, nothing saved
     return multistep_lif_op(x, float(tau), float(v_threshold), float(v_reset), float(surrogate_alpha),
-                            bool(detach_reset), impl, store_membrane)[0]
+                            bool(detach_reset), impl, False)[0]

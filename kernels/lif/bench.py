@@ -18,12 +18,12 @@ rows are skipped, saying so, where it is missing or cannot run.
 
 Shapes: T = `--steps` (default 4) steps of the (B·H, N) grid of `zoo.kernels._bench` with 32
 channels per head, x of shape (T, B·H, N, 32) in `--dtype` (default float32). Bytes moved per
-neuron-step (the least traffic; s bytes per element; h, the charged membrane the backward
-reads, is stored in float32):
+neuron-step (the least traffic; s bytes per element; the backward recomputes the membrane
+from x instead of reading one stored by the forward):
 
     forward (inference)   x read, spikes written:                        2 s
-    forward+backward      x read, spikes and h written; h, dspikes read,
-                          dx written:                                    4 s + 8
+    forward+backward      x read, spikes written; x, dspikes read,
+                          dx written:                                    5 s
 
 Rows go to <out>.csv as measured (see `zoo.kernels._bench`). Speed is recorded, never asserted.
 """
@@ -77,7 +77,7 @@ def _call(fn: Callable, steps: int, bh: int, n: int, dtype: torch.dtype, device:
 
 def bytes_moved(steps: int, bh: int, n: int, dtype: torch.dtype, backward: bool) -> int:
     size = torch.finfo(dtype).bits // 8
-    return steps * bh * n * CHANNELS * ((4 * size + 8) if backward else 2 * size)
+    return steps * bh * n * CHANNELS * (5 if backward else 2) * size
 
 
 def bench_neuron(args: argparse.Namespace) -> list[dict]:

@@ -2,14 +2,20 @@
 surrogate BPTT backward, in one launch each, with the membrane in registers.
 
 Layout: x is time-major and flattened to (T, N) contiguous, so step t of
-neuron n is at t * N + n and every step's load is coalesced. One program
-handles BLOCK neurons and loops over the T steps (T is a compile-time
-constant: the loop is unrolled).
+neuron n is at t * N + n. One program handles BLOCK neurons: it loads their
+T inputs as one (T, BLOCK) tile before any store (T loads in flight at once
+instead of a load / compute / store chain per step), runs the recursion over
+the T steps in registers (T is a compile-time constant: the loop is unrolled;
+each thread owns whole columns of the tile, so picking row t is in-thread) and
+writes its result as one (T, BLOCK) tile.
 
-Forward writes the spikes (in x's dtype) and, when a backward will follow,
-the pre-spike membrane h_t (float32, float64 for float64 inputs): the
-backward reads h_t in reverse, recomputes s_t = [h_t >= v_th] and the
-surrogate from it, and runs the recursion of `reference.lif_backward_reference`.
+Nothing but the spikes is written by the forward. The backward recomputes the
+pre-spike membrane h_t of every step from x (the input autograd keeps anyway)
+with the forward's own arithmetic, so s_t = [h_t >= v_th] and the surrogate
+are those of the forward, and then runs the recursion of
+`reference.lif_backward_reference` in reverse. Per element this trades the
+stored float32 membrane (a 4-byte write in the forward and a 4-byte read in
+the backward) for a re-read of x (its own width) and 5 more operations.
 
 Arithmetic follows the reference exactly: h = v + (x - (v - v_reset)) / tau
 with an IEEE round-to-nearest division (`div_rn`; Triton's plain `/` on fp32
@@ -22,58 +28,88 @@ import torch
 import triton
 import triton.language as tl
 
-BLOCK = 1024
+NUM_WARPS = 4
+# Elements of one (T, BLOCK) tile per thread: BLOCK shrinks as T grows. The backward holds two
+# tiles (membranes, gradients); float64 tiles get a quarter, since at half ptxas (sm_90) spilled
+# the float64 T = 4 backward (128 registers, 12 bytes of spill).
+TILE_REGISTERS = 32
+
+
+def block_size(t_steps: int, fp64: bool = False) -> int:
+    """Neurons per program at 4 warps, 128..1024 (see TILE_REGISTERS)."""
+    per_thread = TILE_REGISTERS // (4 if fp64 else 1) // triton.next_power_of_2(t_steps)
+    return max(128, min(1024, per_thread * 32 * NUM_WARPS))
 
 
 @triton.jit
-def _lif_fwd_kernel(
-        x_ptr, s_ptr, h_ptr, p_ptr, N,
-        T: tl.constexpr, STORE_H: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
-):
-    tau, v_th, v_reset = tl.load(p_ptr), tl.load(p_ptr + 1), tl.load(p_ptr + 2)
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
-    cdt = tl.float64 if FP64 else tl.float32
-    v = tl.zeros([BLOCK], dtype=cdt) + v_reset
-    # Pointers advance by N per step (64-bit pointer arithmetic: no int32 overflow of t * N).
-    x_ptrs, s_ptrs, h_ptrs = x_ptr + offs, s_ptr + offs, h_ptr + offs
+def _load_steps(ptr, offs, mask, N, T: tl.constexpr, TP: tl.constexpr, cdt: tl.constexpr):
+    """The (TP, BLOCK) tile of all T steps of neurons `offs` (rows >= T are zero), in cdt."""
+    steps = tl.arange(0, TP)
+    ptrs = ptr + steps[:, None].to(tl.int64) * N + offs[None, :]  # int64: t * N may pass 2^31
+    return tl.load(ptrs, mask=(steps[:, None] < T) & mask[None, :], other=0.0).to(cdt)
+
+
+@triton.jit
+def _store_steps(ptr, tile, offs, mask, N, T: tl.constexpr, TP: tl.constexpr):
+    steps = tl.arange(0, TP)
+    ptrs = ptr + steps[:, None].to(tl.int64) * N + offs[None, :]
+    tl.store(ptrs, tile.to(ptr.dtype.element_ty), mask=(steps[:, None] < T) & mask[None, :])
+
+
+@triton.jit
+def _row(tile, t: tl.constexpr, TP: tl.constexpr):
+    """Row t of a (TP, BLOCK) tile: an exact in-thread select (x + 0 = x)."""
+    return tl.sum(tl.where(tl.arange(0, TP)[:, None] == t, tile, 0.0), axis=0)
+
+
+@triton.jit
+def _set_row(tile, t: tl.constexpr, row, TP: tl.constexpr):
+    return tl.where(tl.arange(0, TP)[:, None] == t, row[None, :], tile)
+
+
+@triton.jit
+def _membrane(xs, tau, v_th, v_reset, T: tl.constexpr, TP: tl.constexpr, FP64: tl.constexpr):
+    """The pre-spike membranes h_t of all steps, in place of the inputs x_t in the tile."""
+    v = tl.zeros([xs.shape[1]], dtype=xs.dtype) + v_reset
     for t in tl.static_range(T):
-        x = tl.load(x_ptrs, mask=mask, other=0.0).to(cdt)
+        x = _row(xs, t, TP)
         if FP64:
             h = v + (x - (v - v_reset)) / tau
         else:
             h = v + tl.math.div_rn(x - (v - v_reset), tau)
-        fire = h >= v_th
-        tl.store(s_ptrs, fire.to(s_ptr.dtype.element_ty), mask=mask)
-        if STORE_H:
-            tl.store(h_ptrs, h, mask=mask)
-        v = tl.where(fire, v_reset, h)
-        x_ptrs += N
-        s_ptrs += N
-        h_ptrs += N
+        xs = _set_row(xs, t, h, TP)
+        v = tl.where(h >= v_th, v_reset, h)
+    return xs
+
+
+@triton.jit
+def _lif_fwd_kernel(
+        x_ptr, s_ptr, p_ptr, N,
+        T: tl.constexpr, TP: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
+):
+    tau, v_th, v_reset = tl.load(p_ptr), tl.load(p_ptr + 1), tl.load(p_ptr + 2)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    cdt: tl.constexpr = tl.float64 if FP64 else tl.float32
+    hs = _membrane(_load_steps(x_ptr, offs, mask, N, T, TP, cdt), tau, v_th, v_reset, T, TP, FP64)
+    _store_steps(s_ptr, hs >= v_th, offs, mask, N, T, TP)
 
 
 @triton.jit
 def _lif_bwd_kernel(
-        gs_ptr, h_ptr, gx_ptr, p_ptr, N,
-        T: tl.constexpr, DETACH_RESET: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
+        gs_ptr, x_ptr, gx_ptr, p_ptr, N,
+        T: tl.constexpr, TP: tl.constexpr, DETACH_RESET: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
 ):
     tau, v_th, v_reset = tl.load(p_ptr), tl.load(p_ptr + 1), tl.load(p_ptr + 2)
     alpha, decay = tl.load(p_ptr + 3), tl.load(p_ptr + 4)
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    cdt = tl.float64 if FP64 else tl.float32
+    cdt: tl.constexpr = tl.float64 if FP64 else tl.float32
+    hs = _membrane(_load_steps(x_ptr, offs, mask, N, T, TP, cdt), tau, v_th, v_reset, T, TP, FP64)
+    grads = _load_steps(gs_ptr, offs, mask, N, T, TP, cdt)  # dL/ds_t, replaced row by row by dL/dx_t
     g = tl.zeros([BLOCK], dtype=cdt)  # dL/dh_{t+1}
-    h_ptrs, gs_ptrs, gx_ptrs = h_ptr + offs, gs_ptr + offs, gx_ptr + offs
-    for _ in tl.static_range(T - 1):  # to step T-1 by pointer steps (no int32 product t * N)
-        h_ptrs += N
-        gs_ptrs += N
-        gx_ptrs += N
-    for i in tl.static_range(T):
-        h = tl.load(h_ptrs, mask=mask, other=0.0).to(cdt)
-        gs = tl.load(gs_ptrs, mask=mask, other=0.0).to(cdt)
+    for i in tl.static_range(T):  # t = T - 1 - i
+        h = _row(hs, T - 1 - i, TP)
         s = (h >= v_th).to(cdt)
         sig = 1.0 / (1.0 + tl.exp(-(alpha * (h - v_th))))
         sg = alpha * sig * (1.0 - sig)
@@ -81,15 +117,9 @@ def _lif_bwd_kernel(
             dv_dh = 1.0 - s
         else:
             dv_dh = 1.0 - s + (v_reset - h) * sg
-        g = gs * sg + g * decay * dv_dh
-        tl.store(gx_ptrs, (g / tau).to(gx_ptr.dtype.element_ty), mask=mask)
-        h_ptrs -= N
-        gs_ptrs -= N
-        gx_ptrs -= N
-
-
-def _grid(n: int):
-    return (triton.cdiv(n, BLOCK),)
+        g = _row(grads, T - 1 - i, TP) * sg + g * decay * dv_dh
+        grads = _set_row(grads, T - 1 - i, g / tau, TP)
+    _store_steps(gx_ptr, grads, offs, mask, N, T, TP)
 
 
 _PARAMS: dict = {}
@@ -112,27 +142,31 @@ def _params(device: torch.device, dtype: torch.dtype, tau: float, v_th: float, v
     return params
 
 
-def lif_forward_triton(x2d: torch.Tensor, tau: float, v_th: float, v_reset: float, store_h: bool):
-    """x2d: (T, N) contiguous. Returns (spikes in x's dtype, h in the compute dtype or None)."""
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def lif_forward_triton(x2d: torch.Tensor, tau: float, v_th: float, v_reset: float) -> torch.Tensor:
+    """x2d: (T, N) contiguous. Returns the spikes, (T, N) in x's dtype."""
     T, N = x2d.shape
-    fp64 = x2d.dtype == torch.float64
-    cdt = torch.float64 if fp64 else torch.float32
     spikes = torch.empty_like(x2d)
-    h = torch.empty((T, N), device=x2d.device, dtype=cdt) if store_h else None
     if N:
-        _lif_fwd_kernel[_grid(N)](
-            x2d, spikes, h if store_h else spikes, _params(x2d.device, cdt, tau, v_th, v_reset), N,
-            T=T, STORE_H=store_h, FP64=fp64, BLOCK=BLOCK)
-    return spikes, h
+        block = block_size(T, x2d.dtype == torch.float64)
+        _lif_fwd_kernel[(triton.cdiv(N, block),)](
+            x2d, spikes, _params(x2d.device, _compute_dtype(x2d.dtype), tau, v_th, v_reset), N,
+            T=T, TP=triton.next_power_of_2(T), FP64=x2d.dtype == torch.float64, BLOCK=block, num_warps=NUM_WARPS)
+    return spikes
 
 
-def lif_backward_triton(grad_s: torch.Tensor, h: torch.Tensor, out_dtype: torch.dtype, tau: float, v_th: float,
-                        v_reset: float, alpha: float, detach_reset: bool) -> torch.Tensor:
-    """grad_s: (T, N) contiguous; h: the forward's saved membrane. Returns dL/dx (T, N)."""
-    T, N = h.shape
-    grad_x = torch.empty((T, N), device=h.device, dtype=out_dtype)
+def lif_backward_triton(grad_s: torch.Tensor, x2d: torch.Tensor, tau: float, v_th: float, v_reset: float,
+                        alpha: float, detach_reset: bool) -> torch.Tensor:
+    """grad_s, x2d: (T, N) contiguous (x the forward's input). Returns dL/dx, (T, N) in x's dtype."""
+    T, N = x2d.shape
+    grad_x = torch.empty_like(x2d)
     if N:
-        _lif_bwd_kernel[_grid(N)](
-            grad_s, h, grad_x, _params(h.device, h.dtype, tau, v_th, v_reset, alpha), N,
-            T=T, DETACH_RESET=detach_reset, FP64=h.dtype == torch.float64, BLOCK=BLOCK)
+        block = block_size(T, x2d.dtype == torch.float64)
+        _lif_bwd_kernel[(triton.cdiv(N, block),)](
+            grad_s, x2d, grad_x, _params(x2d.device, _compute_dtype(x2d.dtype), tau, v_th, v_reset, alpha), N,
+            T=T, TP=triton.next_power_of_2(T), DETACH_RESET=detach_reset, FP64=x2d.dtype == torch.float64,
+            BLOCK=block, num_warps=NUM_WARPS)
     return grad_x

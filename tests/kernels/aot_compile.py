@@ -124,7 +124,7 @@ def _cases():
                          ((1, 2, 70, 20, 32, 32), torch.float16)]:
         cases.append(gaussian_case(shape, dtype))
 
-    # multi-step LIF: T is a constexpr (the loop is unrolled); the training path (membrane stored,
+    # multi-step LIF: T is a constexpr (the loop is unrolled); the training path (membrane recomputed in the backward,
     # backward with and without detached reset) and the inference path, for every supported dtype.
     def lif_case(t_steps, dtype, grad, detach_reset=True):
         def run():
@@ -141,7 +141,9 @@ def _cases():
     for t_steps, dtype, grad, detach in [(4, torch.float32, True, True), (4, torch.float32, True, False),
                                          (4, torch.float32, False, True), (1, torch.float32, True, True),
                                          (4, torch.float64, True, True), (4, torch.float64, True, False),
-                                         (2, torch.float16, True, True), (2, torch.bfloat16, True, True)]:
+                                         (2, torch.float16, True, True), (2, torch.bfloat16, True, True),
+                                         (3, torch.float32, True, True), (8, torch.float32, True, False),
+                                         (16, torch.float64, True, False)]:  # padded tile; smaller blocks
         cases.append(lif_case(t_steps, dtype, grad, detach))
     return cases
 

@@ -95,7 +95,7 @@ def test_hand_computed_gradient_two_steps(impl):
 
 
 @needs_triton
-@pytest.mark.parametrize("T", [1, 2, 4, 8])
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 5, 8, 16])  # 3, 5: padded (T, BLOCK) tiles; 8, 16: smaller BLOCK
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_triton_matches_reference(T, dtype):
     x = _input((T, 3, 700), seed=T, dtype=dtype).requires_grad_()
@@ -144,6 +144,19 @@ def test_low_precision_inputs_use_a_float32_membrane(dtype):
     (g_t,) = torch.autograd.grad(out_t, x, gs)
     (g_r,) = torch.autograd.grad(out_r, x, gs)
     torch.testing.assert_close(g_t.float(), g_r.float(), atol=1e-2, rtol=1e-2)
+
+
+@needs_triton
+def test_training_forward_saves_only_the_input():
+    """The backward recomputes the membrane from x: autograd keeps x and nothing else."""
+    x = _input((4, 2, 300), seed=10).requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = multistep_lif(x, impl="triton")
+    assert len(saved) == 1 and saved[0] is x, [tuple(t.shape) for t in saved]
+    (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
+    (expected,) = torch.autograd.grad(multistep_lif(x, impl="reference"), x, torch.ones_like(out))
+    torch.testing.assert_close(grad, expected, atol=1e-6, rtol=1e-6)
 
 
 @needs_triton
