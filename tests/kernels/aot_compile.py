@@ -124,8 +124,9 @@ def _cases():
                          ((1, 2, 70, 20, 32, 32), torch.float16)]:
         cases.append(gaussian_case(shape, dtype))
 
-    # multi-step LIF: T is a constexpr (the loop is unrolled); the training path (membrane recomputed in the backward,
-    # backward with and without detached reset) and the inference path, for every supported dtype.
+    # multi-step LIF: T is a constexpr (the loop is unrolled); the training path (forward, then the
+    # backward, which recomputes the membrane, with and without detached reset) and the inference
+    # path, for every supported dtype.
     def lif_case(t_steps, dtype, grad, detach_reset=True):
         def run():
             from zoo.kernels.lif import multistep_lif
