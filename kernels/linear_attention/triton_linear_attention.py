@@ -21,14 +21,14 @@ w_j (softmax alpha_j for rala, 1/N otherwise):
     _query_grad_kernel  dQ per token block
 
 Reductions are split into token chunks so that small batch*heads still fill the
-GPU; the few partials are combined in PyTorch. RoPE cos/sin are computed in the
-kernels from the token index; phi, RoPE, the re-weighting and the normalisers are
+GPU; the few partials are combined in PyTorch. RoPE cos/sin are gathered per tile
+from a (2, max(H, W), d) table computed once per grid (`rope_table`), not
+evaluated per element; phi, RoPE, the re-weighting and the normalisers are
 recomputed in the backward rather than stored. Inputs may have any strides. Offsets that
 combine a program id with a stride or size are int64 (tensors over 2^31 elements).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -36,9 +36,10 @@ import torch
 import triton
 import triton.language as tl
 
+from .reference import rope_2d_angles
+
 VARIANT_IDS = {"rala": 0, "mala": 1, "inline": 2}
 SUPPORTED_HEAD_DIMS = (16, 32, 64)
-LOG2_ROPE_BASE = tl.constexpr(math.log2(10000.0))  # jit code may only read constexpr globals
 
 
 # ----------------------------------------------------------------------------- jit helpers
@@ -62,18 +63,15 @@ def _phi_grad(x, ELU: tl.constexpr):
 
 
 @triton.jit
-def _rope_cos_sin(tokens, W, D: tl.constexpr, LOG2_BASE: tl.constexpr):
-    """(BN, D) cos and sin of the 2-D RoPE phases of row-major token indices `tokens`."""
-    QUARTER: tl.constexpr = D // 4
-    pair = tl.arange(0, D) // 2
-    is_col = pair >= QUARTER
-    freq_index = tl.where(is_col, pair - QUARTER, pair).to(tl.float32)
-    theta = tl.exp2(-(freq_index / (QUARTER - 1)) * LOG2_BASE)
-    row = (tokens // W).to(tl.float32)
-    col = (tokens % W).to(tl.float32)
-    pos = tl.where(is_col[None, :], col[:, None], row[:, None])
-    phase = pos * theta[None, :]
-    return tl.cos(phase), tl.sin(phase)
+def _rope_cos_sin(TAB, n_pos, tokens, W, D: tl.constexpr):
+    """(BN, D) cos and sin of the 2-D RoPE phases of row-major token indices `tokens`, gathered
+    from the (2, n_pos, D) table of `rope_table` (the first half of the channels turns with the
+    row, the second with the column). Rows past the grid (masked tokens) read its last entry."""
+    is_col = tl.arange(0, D) >= D // 2
+    row = tl.minimum(tokens // W, n_pos - 1).to(tl.int32)  # table offsets are small: 32-bit tiles
+    col = (tokens % W).to(tl.int32)
+    offs = tl.where(is_col[None, :], col[:, None], row[:, None]) * D + tl.arange(0, D)[None, :]
+    return tl.load(TAB + offs), tl.load(TAB + n_pos * D + offs)
 
 
 @triton.jit
@@ -113,7 +111,7 @@ def _apply_coefficients(t, scale, eps, VARIANT: tl.constexpr):
 
 
 @triton.jit
-def _query_terms(Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W,
+def _query_terms(Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n_pos,
                  sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d, scale, eps,
                  D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
                  ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
@@ -129,7 +127,7 @@ def _query_terms(Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W,
     dy = tl.load(dy_ptrs, mask=inside, other=0.0).to(tl.float32)
     q = _phi(raw_q, ELU)
     if ROPE:
-        cos, sin = _rope_cos_sin(tokens, W, D, LOG2_ROPE_BASE)
+        cos, sin = _rope_cos_sin(ROPE_TAB, n_pos, tokens, W, D)
         rq = q * cos + _rotate_every_two(q, BN, D) * sin
     else:
         cos = tl.zeros((BN, D), tl.float32)
@@ -166,7 +164,7 @@ def _qbar_kernel(Q, PART, sq_b, sq_h, sq_n, sq_d, H, N, blocks_per_chunk, n_bloc
 @triton.jit
 def _reduce_kernel(K, V, QBAR, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART,
                    sk_b, sk_h, sk_n, sk_d, sv_b, sv_h, sv_n, sv_d,
-                   H, N, W, blocks_per_chunk, n_blocks, n_chunks, scale,
+                   H, N, W, ROPE_TAB, n_pos, blocks_per_chunk, n_blocks, n_chunks, scale,
                    D: tl.constexpr, BN: tl.constexpr, ELU: tl.constexpr, ROPE: tl.constexpr,
                    SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Partial kv, kbar, vbar sums over one token chunk; with SOFTMAX, weighted by
@@ -200,7 +198,7 @@ def _reduce_kernel(K, V, QBAR, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART
             k = k * weights[:, None]
         rk = k
         if ROPE:
-            cos, sin = _rope_cos_sin(tokens, W, D, LOG2_ROPE_BASE)
+            cos, sin = _rope_cos_sin(ROPE_TAB, n_pos, tokens, W, D)
             rk = k * cos + _rotate_every_two(k, BN, D) * sin
         acc_kv += tl.dot(tl.trans(rk), v, input_precision=DOT_PRECISION)
         acc_k += tl.sum(k, axis=0)
@@ -216,7 +214,7 @@ def _reduce_kernel(K, V, QBAR, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART
 
 @triton.jit
 def _apply_kernel(Q, Y, KV, KBAR, VBAR, sq_b, sq_h, sq_n, sq_d, sy_b, sy_h, sy_n, sy_d,
-                  H, N, W, scale, eps,
+                  H, N, W, ROPE_TAB, n_pos, scale, eps,
                   D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
                   ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Y = a(t) (R(phi(q)) @ kv) + b(t) vbar for one token block."""
@@ -228,7 +226,7 @@ def _apply_kernel(Q, Y, KV, KBAR, VBAR, sq_b, sq_h, sq_n, sq_d, sy_b, sy_h, sy_n
     q = _phi(raw_q.to(tl.float32), ELU)
     rq = q
     if ROPE:
-        cos, sin = _rope_cos_sin(tokens, W, D, LOG2_ROPE_BASE)
+        cos, sin = _rope_cos_sin(ROPE_TAB, n_pos, tokens, W, D)
         rq = q * cos + _rotate_every_two(q, BN, D) * sin
     kv = tl.load(KV + bh * D * D + offs_d[:, None] * D + offs_d[None, :])
     kbar = tl.load(KBAR + bh * D + offs_d)
@@ -244,7 +242,7 @@ def _apply_kernel(Q, Y, KV, KBAR, VBAR, sq_b, sq_h, sq_n, sq_d, sy_b, sy_h, sy_n
 @triton.jit
 def _reduce_grad_kernel(Q, DY, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
                         sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
-                        H, N, W, blocks_per_chunk, n_blocks, n_chunks, scale, eps,
+                        H, N, W, ROPE_TAB, n_pos, blocks_per_chunk, n_blocks, n_chunks, scale, eps,
                         D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
                         ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Partial dkv = sum_i R(q_i)^T dP_i, dkbar = sum_i dt_i q_i, dvbar = sum_i b_i dY_i."""
@@ -256,7 +254,8 @@ def _reduce_grad_kernel(Q, DY, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
     for block in range(chunk * blocks_per_chunk, tl.minimum((chunk + 1) * blocks_per_chunk, n_blocks)):
         tokens = block * BN + tl.arange(0, BN)
         _, q, rq, _, _, _, _, dp, dt, b_dy = _query_terms(
-            Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
+            Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n_pos,
+            sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
             scale, eps, D, BN, VARIANT, ELU, ROPE, DOT_PRECISION)
         acc_dkv += tl.dot(tl.trans(rq), dp, input_precision=DOT_PRECISION)
         acc_dk += tl.sum(dt[:, None] * q, axis=0)
@@ -271,7 +270,7 @@ def _reduce_grad_kernel(Q, DY, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
 def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBAR_PART,
                      sk_b, sk_h, sk_n, sk_d, sv_b, sv_h, sv_n, sv_d,
                      sdk_b, sdk_h, sdk_n, sdk_d, sdv_b, sdv_h, sdv_n, sdv_d,
-                     H, N, W, n_blocks, scale,
+                     H, N, W, ROPE_TAB, n_pos, n_blocks, scale,
                      D: tl.constexpr, BN: tl.constexpr, ELU: tl.constexpr, ROPE: tl.constexpr,
                      SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """dK, dV of one token block, from dkv, dkbar, dvbar (and for rala the softmax terms)."""
@@ -297,7 +296,7 @@ def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBA
     g = tl.dot(v, tl.trans(dkv), input_precision=DOT_PRECISION)
     rk = k
     if ROPE:
-        cos, sin = _rope_cos_sin(tokens, W, D, LOG2_ROPE_BASE)
+        cos, sin = _rope_cos_sin(ROPE_TAB, n_pos, tokens, W, D)
         rk = k * cos + _rotate_every_two(k, BN, D) * sin
         g = g * cos - _rotate_every_two(g, BN, D) * sin
     dk_weighted = g + dkbar[None, :]  # d loss / d (w_j k_j)
@@ -318,7 +317,7 @@ def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBA
 @triton.jit
 def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
                        sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d, sdq_b, sdq_h, sdq_n, sdq_d,
-                       H, N, W, scale, eps,
+                       H, N, W, ROPE_TAB, n_pos, scale, eps,
                        D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
                        ROPE: tl.constexpr, SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """dQ_i = phi'(Q_i) (R^-1(dP_i @ kv^T) + dt_i kbar [+ dqbar / N for rala])."""
@@ -326,7 +325,8 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
     tokens = block * BN + tl.arange(0, BN)
     offs_d = tl.arange(0, D)
     raw_q, _, _, cos, sin, kv, kbar, dp, dt, _ = _query_terms(
-        Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
+        Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n_pos,
+        sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
         scale, eps, D, BN, VARIANT, ELU, ROPE, DOT_PRECISION)
     dq = tl.dot(dp, tl.trans(kv), input_precision=DOT_PRECISION)
     if ROPE:
@@ -345,8 +345,9 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
 class LaunchConfig:
     """Tile and split sizes. `block_n`: tokens per tile (>= 16, power of two);
     `chunks`: token chunks per (batch, head) in the reductions (None: enough to fill the device);
-    `num_warps`: None picks 4 for d <= 32 and 8 for d = 64 (ptxas for sm_90 then needs no
-    spill stack at block_n=64; with 4 warps at d=64 the backward kernels spill ~1 KB/thread)."""
+    `num_warps`: None picks 4 for 16-bit inputs at d = 16, 8 otherwise (ptxas for sm_90, block_n
+    64: with 4 warps, float32's FMA-based "ieee" tl.dot spills in _reduce from d = 16 and d = 32
+    spills in the backward; 8 warps leave only float32 at d = 64 spilling, as 16 warps do more)."""
     block_n: int = 64
     chunks: Optional[int] = None
     num_warps: Optional[int] = None
@@ -355,8 +356,8 @@ class LaunchConfig:
         if self.block_n < 16 or self.block_n & (self.block_n - 1):
             raise ValueError(f"block_n must be a power of two >= 16 (tl.dot tiles), got {self.block_n}")
 
-    def warps(self, head_dim: int) -> int:
-        return self.num_warps or (4 if head_dim <= 32 else 8)
+    def warps(self, head_dim: int, dot_precision: str) -> int:
+        return self.num_warps or (4 if head_dim <= 16 and dot_precision != "ieee" else 8)
 
 
 @dataclass(frozen=True)
@@ -388,6 +389,26 @@ def problem(q: torch.Tensor, variant: str, rope_hw, eps: float) -> _Problem:
         eps=float(eps), dot_precision="ieee" if q.dtype == torch.float32 else "tf32")
 
 
+_ROPE_TABLES: dict = {}
+
+
+def rope_table(p: _Problem, device: torch.device) -> torch.Tensor:
+    """(2, max(height, width), d) float32: cos and sin of position * the reference's RoPE angle per
+    channel (cached per grid). The kernels gather a token's phases from it (row for the first half
+    of the channels, column for the second) instead of evaluating cos / sin per element; the
+    phases are the reference's own float32 products. Without RoPE: an unused (2, 1, d) tensor."""
+    key = (p.rope, p.n_tokens // p.width, p.width, p.head_dim, device)
+    table = _ROPE_TABLES.get(key)
+    if table is None:
+        if len(_ROPE_TABLES) > 64:
+            _ROPE_TABLES.clear()
+        n_pos = max(p.n_tokens // p.width, p.width) if p.rope else 1
+        angle = rope_2d_angles(p.head_dim, device=device).repeat(2)  # row half, column half
+        phase = torch.arange(n_pos, device=device, dtype=torch.float32)[:, None] * angle
+        table = _ROPE_TABLES[key] = torch.stack([phase.cos(), phase.sin()]).contiguous()
+    return table
+
+
 def _split(n_blocks: int, batch_heads: int, cfg: LaunchConfig, device: torch.device) -> tuple[int, int]:
     """(blocks_per_chunk, n_chunks) for the chunked reductions."""
     chunks = cfg.chunks
@@ -415,11 +436,12 @@ def forward(q, k, v, p: _Problem, cfg: LaunchConfig):
     n_blocks = triton.cdiv(n, bn)
     per_chunk, chunks = _split(n_blocks, bh, cfg, q.device)
     f32 = dict(device=q.device, dtype=torch.float32)
+    tab = rope_table(p, q.device)
     qbar = torch.empty(bh, d, **f32)
     if p.softmax:
         part = torch.empty(bh, chunks, d, **f32)
         _qbar_kernel[(bh, chunks)](q, part, *q.stride(), h, n, per_chunk, n_blocks, chunks,
-                                   D=d, BN=bn, num_warps=cfg.warps(d))
+                                   D=d, BN=bn, num_warps=cfg.warps(d, p.dot_precision))
         qbar = part.sum(1) / n
     kv_part = torch.empty(bh, chunks, d, d, **f32)
     kbar_part = torch.empty(bh, chunks, d, **f32)
@@ -428,9 +450,9 @@ def forward(q, k, v, p: _Problem, cfg: LaunchConfig):
     sum_part = torch.ones(bh, chunks, **f32)
     _reduce_kernel[(bh, chunks)](
         k, v, qbar, kv_part, kbar_part, vbar_part, max_part, sum_part, *k.stride(), *v.stride(),
-        h, n, p.width, per_chunk, n_blocks, chunks, p.scale,
+        h, n, p.width, tab, tab.shape[1], per_chunk, n_blocks, chunks, p.scale,
         D=d, BN=bn, ELU=p.elu, ROPE=p.rope, SOFTMAX=p.softmax, DOT_PRECISION=p.dot_precision,
-        num_warps=cfg.warps(d))
+        num_warps=cfg.warps(d, p.dot_precision))
     vbar = vbar_part.sum(1) / n
     if p.softmax:  # merge the chunks' online-softmax states
         row_max = max_part.max(1).values
@@ -443,9 +465,9 @@ def forward(q, k, v, p: _Problem, cfg: LaunchConfig):
         kv, kbar = kv_part.sum(1) / n, kbar_part.sum(1) / n
     y = _output_like(q, q.dtype)
     _apply_kernel[(bh, n_blocks)](
-        q, y, kv, kbar, vbar, *q.stride(), *y.stride(), h, n, p.width, p.scale, p.eps,
+        q, y, kv, kbar, vbar, *q.stride(), *y.stride(), h, n, p.width, tab, tab.shape[1], p.scale, p.eps,
         D=d, BN=bn, VARIANT=p.variant, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision,
-        num_warps=cfg.warps(d))
+        num_warps=cfg.warps(d, p.dot_precision))
     return y, (kv.contiguous(), kbar.contiguous(), vbar.contiguous(), qbar.contiguous(),
                row_max.contiguous(), total.contiguous())
 
@@ -458,13 +480,15 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
     n_blocks = triton.cdiv(n, bn)
     per_chunk, chunks = _split(n_blocks, bh, cfg, q.device)
     f32 = dict(device=q.device, dtype=torch.float32)
+    tab = rope_table(p, q.device)
     dkv_part = torch.empty(bh, chunks, d, d, **f32)
     dkbar_part = torch.empty(bh, chunks, d, **f32)
     dvbar_part = torch.empty(bh, chunks, d, **f32)
-    common = dict(D=d, BN=bn, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision, num_warps=cfg.warps(d))
+    common = dict(D=d, BN=bn, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision,
+                  num_warps=cfg.warps(d, p.dot_precision))
     _reduce_grad_kernel[(bh, chunks)](
         q, dy, kv, kbar, vbar, dkv_part, dkbar_part, dvbar_part, *q.stride(), *dy.stride(),
-        h, n, p.width, per_chunk, n_blocks, chunks, p.scale, p.eps, VARIANT=p.variant, **common)
+        h, n, p.width, tab, tab.shape[1], per_chunk, n_blocks, chunks, p.scale, p.eps, VARIANT=p.variant, **common)
     dkv, dkbar, dvbar = dkv_part.sum(1), dkbar_part.sum(1), dvbar_part.sum(1)
     # sum_j alpha_j (d loss / d alpha_j): the softmax pull-back's mean, from reduced terms only
     cbar = (kv * dkv).sum((-1, -2)) + (kbar * dkbar).sum(-1)
@@ -472,11 +496,11 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
     dk, dv = _output_like(k, k.dtype), _output_like(v, v.dtype)
     _key_grad_kernel[(bh, n_blocks)](
         k, v, dk, dv, qbar, row_max, total, dkv, dkbar, dvbar, cbar, dqbar_part,
-        *k.stride(), *v.stride(), *dk.stride(), *dv.stride(), h, n, p.width, n_blocks, p.scale,
+        *k.stride(), *v.stride(), *dk.stride(), *dv.stride(), h, n, p.width, tab, tab.shape[1], n_blocks, p.scale,
         SOFTMAX=p.softmax, **common)
     dqbar = dqbar_part.sum(1)
     dq = _output_like(q, q.dtype)
     _query_grad_kernel[(bh, n_blocks)](
         q, dy, dq, kv, kbar, vbar, dqbar, *q.stride(), *dy.stride(), *dq.stride(),
-        h, n, p.width, p.scale, p.eps, VARIANT=p.variant, SOFTMAX=p.softmax, **common)
+        h, n, p.width, tab, tab.shape[1], p.scale, p.eps, VARIANT=p.variant, SOFTMAX=p.softmax, **common)
     return dq, dk, dv

@@ -178,6 +178,32 @@ def test_triton_head_dims(variant, rope_hw, d, dtype):
 
 
 @needs_triton
+@pytest.mark.parametrize("hw", [(11, 7), (7, 11), (1, 9)])
+def test_triton_rope_table_is_the_reference_tables(hw):
+    """The kernels gather a token's cos / sin from one (2, max(H, W), d) table: row entries for the
+    first half of the channels, column entries for the second. Gathered, it is exactly the
+    reference's (H * W, d) tables."""
+    from zoo.kernels.linear_attention import triton_linear_attention as kernels
+    d = 16
+    q = torch.zeros(1, 1, hw[0] * hw[1], d, device=DEVICE)
+    table = kernels.rope_table(kernels.problem(q, "mala", hw, 1e-6), q.device).cpu()
+    assert table.shape == (2, max(hw), d) and table.dtype == torch.float32
+    tokens = torch.arange(hw[0] * hw[1])
+    row, col = tokens // hw[1], tokens % hw[1]
+    gathered = torch.cat([table[:, row, : d // 2], table[:, col, d // 2:]], dim=-1)
+    cos, sin = rope_2d_tables(*hw, d)
+    assert torch.equal(gathered[0], cos) and torch.equal(gathered[1], sin)
+
+
+@needs_triton
+@pytest.mark.parametrize("variant", ["rala", "mala"])
+def test_triton_tall_rope_grid(variant):
+    # H > W: the table is indexed by rows up to H - 1; the masked tokens of the last block
+    # (77..95) fall past the last row and read a clamped entry
+    check_triton_against_reference(variant, (11, 7), (1, 2, 77, 16), torch.float32, block_n=32, chunks=2)
+
+
+@needs_triton
 def test_triton_contiguous_inputs():
     check_triton_against_reference("mala", (5, 10), (2, 1, 50, 16), torch.float32, layout="contiguous",
                                    block_n=32, chunks=1)
