@@ -31,10 +31,11 @@ sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90
 `aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
 spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
 block_n 64; 4 warps for 16-bit inputs at d = 16, 8 otherwise; RoPE phases gathered from a
-(2, max(H, W), d) table. Of the 79 launched specialisations 3 spill, all float32 d = 64
-inline (FMA "ieee" tl.dot; as before): _reduce_grad 1204/832, _key_grad 1212/1220,
-_query_grad 284/348. Ranges: _qbar 32-48 registers, _reduce 80-210, _apply 31-80,
-_reduce_grad 158-255, _key_grad 32-220, _query_grad 48-255. (Before, with per-element
+(2, max(H, W), d) table; mala / inline dQ written by _reduce_grad at d <= 32. Of the 74
+launched specialisations 3 spill, all float32 d = 64 inline (FMA "ieee" tl.dot; as before):
+_reduce_grad 1204/832, _key_grad 1212/1220, _query_grad 284/348. Ranges: _qbar 32-48
+registers, _reduce 80-210, _apply 31-80, _reduce_grad 128-255, _key_grad 32-220,
+_query_grad 64-255. (Before, with per-element
 cos / sin and 4 warps up to d = 32, 8 specialisations spilled, e.g. fp32 d = 32 rala + RoPE
 _reduce_grad 784/700 and _key_grad 1552/1360, fp16 d = 32 mala _reduce_grad 104/72,
 fp32 d = 16 _query_grad 4/4; _apply needed 32-128 registers.)

@@ -16,9 +16,9 @@ w_j (softmax alpha_j for rala, 1/N otherwise):
     _qbar_kernel        rala only: per-chunk sums of phi(q) -> qbar
     _reduce_kernel      per-chunk partial kv / kbar / vbar (rala: online softmax max and sum)
     _apply_kernel       Y, one program per (batch*head, token block)
-    _reduce_grad_kernel per-chunk partial dkv / dkbar / dvbar from dY
+    _reduce_grad_kernel per-chunk partial dkv / dkbar / dvbar from dY (mala, inline, d <= 32: and dQ)
     _key_grad_kernel    dK, dV per token block (rala: also partial d qbar)
-    _query_grad_kernel  dQ per token block
+    _query_grad_kernel  dQ per token block (rala, and d = 64)
 
 Reductions are split into token chunks so that small batch*heads still fill the
 GPU; the few partials are combined in PyTorch. RoPE cos/sin are gathered per tile
@@ -144,6 +144,19 @@ def _query_terms(Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n
     return raw_q, q, rq, cos, sin, kv, kbar, dp, dt, b[:, None] * dy
 
 
+@triton.jit
+def _query_grad_terms(raw_q, cos, sin, kv, kbar, dp, dt, dqbar,
+                      D: tl.constexpr, BN: tl.constexpr, ELU: tl.constexpr, ROPE: tl.constexpr,
+                      DOT_PRECISION: tl.constexpr):
+    """dQ = phi'(Q) (R^-1(dP @ kv^T) + dt kbar + dqbar) of one query tile (dqbar: rala's
+    mean-query term, zero otherwise)."""
+    dq = tl.dot(dp, tl.trans(kv), input_precision=DOT_PRECISION)
+    if ROPE:
+        dq = dq * cos - _rotate_every_two(dq, BN, D) * sin
+    dq += dt[:, None] * kbar[None, :] + dqbar[None, :]
+    return dq * _phi_grad(raw_q, ELU)
+
+
 # ----------------------------------------------------------------------------- forward kernels
 
 @triton.jit
@@ -240,12 +253,13 @@ def _apply_kernel(Q, Y, KV, KBAR, VBAR, sq_b, sq_h, sq_n, sq_d, sy_b, sy_h, sy_n
 # ----------------------------------------------------------------------------- backward kernels
 
 @triton.jit
-def _reduce_grad_kernel(Q, DY, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
-                        sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
+def _reduce_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
+                        sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d, sdq_b, sdq_h, sdq_n, sdq_d,
                         H, N, W, ROPE_TAB, n_pos, blocks_per_chunk, n_blocks, n_chunks, scale, eps,
                         D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
-                        ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """Partial dkv = sum_i R(q_i)^T dP_i, dkbar = sum_i dt_i q_i, dvbar = sum_i b_i dY_i."""
+                        ROPE: tl.constexpr, WRITE_DQ: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Partial dkv = sum_i R(q_i)^T dP_i, dkbar = sum_i dt_i q_i, dvbar = sum_i b_i dY_i; with
+    WRITE_DQ (mala, inline: dQ needs no reduced term) also dQ of the chunk's tokens."""
     bh, chunk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # int64 offsets
     offs_d = tl.arange(0, D)
     acc_dkv = tl.zeros((D, D), tl.float32)
@@ -253,10 +267,15 @@ def _reduce_grad_kernel(Q, DY, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
     acc_dv = tl.zeros((D,), tl.float32)
     for block in range(chunk * blocks_per_chunk, tl.minimum((chunk + 1) * blocks_per_chunk, n_blocks)):
         tokens = block * BN + tl.arange(0, BN)
-        _, q, rq, _, _, _, _, dp, dt, b_dy = _query_terms(
+        raw_q, q, rq, cos, sin, kv, kbar, dp, dt, b_dy = _query_terms(
             Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n_pos,
             sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
             scale, eps, D, BN, VARIANT, ELU, ROPE, DOT_PRECISION)
+        if WRITE_DQ:
+            dq = _query_grad_terms(raw_q, cos, sin, kv, kbar, dp, dt, tl.zeros((D,), tl.float32),
+                                   D, BN, ELU, ROPE, DOT_PRECISION)
+            tl.store(_tile_ptrs(DQ, bh, H, sdq_b, sdq_h, sdq_n, sdq_d, tokens, offs_d),
+                     dq.to(DQ.dtype.element_ty), mask=tokens[:, None] < N)
         acc_dkv += tl.dot(tl.trans(rq), dp, input_precision=DOT_PRECISION)
         acc_dk += tl.sum(dt[:, None] * q, axis=0)
         acc_dv += tl.sum(b_dy, axis=0)
@@ -320,7 +339,8 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
                        H, N, W, ROPE_TAB, n_pos, scale, eps,
                        D: tl.constexpr, BN: tl.constexpr, VARIANT: tl.constexpr, ELU: tl.constexpr,
                        ROPE: tl.constexpr, SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """dQ_i = phi'(Q_i) (R^-1(dP_i @ kv^T) + dt_i kbar [+ dqbar / N for rala])."""
+    """dQ_i = phi'(Q_i) (R^-1(dP_i @ kv^T) + dt_i kbar [+ dqbar / N for rala]); for rala (its
+    dqbar comes from _key_grad) and at d = 64; otherwise _reduce_grad writes dQ."""
     bh, block = tl.program_id(0), tl.program_id(1)
     tokens = block * BN + tl.arange(0, BN)
     offs_d = tl.arange(0, D)
@@ -328,13 +348,11 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
         Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n_pos,
         sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
         scale, eps, D, BN, VARIANT, ELU, ROPE, DOT_PRECISION)
-    dq = tl.dot(dp, tl.trans(kv), input_precision=DOT_PRECISION)
-    if ROPE:
-        dq = dq * cos - _rotate_every_two(dq, BN, D) * sin
-    dq += dt[:, None] * kbar[None, :]
     if SOFTMAX:
-        dq += tl.load(DQBAR + bh * D + offs_d)[None, :] / N
-    dq = dq * _phi_grad(raw_q, ELU)
+        dqbar = tl.load(DQBAR + bh * D + offs_d) / N
+    else:
+        dqbar = tl.zeros((D,), tl.float32)
+    dq = _query_grad_terms(raw_q, cos, sin, kv, kbar, dp, dt, dqbar, D, BN, ELU, ROPE, DOT_PRECISION)
     tl.store(_tile_ptrs(DQ, bh, H, sdq_b, sdq_h, sdq_n, sdq_d, tokens, offs_d), dq.to(DQ.dtype.element_ty),
              mask=tokens[:, None] < N)
 
@@ -486,9 +504,15 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
     dvbar_part = torch.empty(bh, chunks, d, **f32)
     common = dict(D=d, BN=bn, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision,
                   num_warps=cfg.warps(d, p.dot_precision))
+    dq = _output_like(q, q.dtype)
+    # mala / inline dQ needs no reduced term: written by _reduce_grad (one launch and one pass over
+    # q and dy fewer) where that stays spill-free on sm_90, d <= 32; at d = 64 fusing made bf16
+    # mala spill 60-72 bytes and float32 inline 1328, so _query_grad writes it there
+    fuse_dq = not p.softmax and d <= 32
     _reduce_grad_kernel[(bh, chunks)](
-        q, dy, kv, kbar, vbar, dkv_part, dkbar_part, dvbar_part, *q.stride(), *dy.stride(),
-        h, n, p.width, tab, tab.shape[1], per_chunk, n_blocks, chunks, p.scale, p.eps, VARIANT=p.variant, **common)
+        q, dy, dq, kv, kbar, vbar, dkv_part, dkbar_part, dvbar_part, *q.stride(), *dy.stride(), *dq.stride(),
+        h, n, p.width, tab, tab.shape[1], per_chunk, n_blocks, chunks, p.scale, p.eps, VARIANT=p.variant,
+        WRITE_DQ=fuse_dq, **common)
     dkv, dkbar, dvbar = dkv_part.sum(1), dkbar_part.sum(1), dvbar_part.sum(1)
     # sum_j alpha_j (d loss / d alpha_j): the softmax pull-back's mean, from reduced terms only
     cbar = (kv * dkv).sum((-1, -2)) + (kbar * dkbar).sum(-1)
@@ -498,9 +522,8 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
         k, v, dk, dv, qbar, row_max, total, dkv, dkbar, dvbar, cbar, dqbar_part,
         *k.stride(), *v.stride(), *dk.stride(), *dv.stride(), h, n, p.width, tab, tab.shape[1], n_blocks, p.scale,
         SOFTMAX=p.softmax, **common)
-    dqbar = dqbar_part.sum(1)
-    dq = _output_like(q, q.dtype)
-    _query_grad_kernel[(bh, n_blocks)](
-        q, dy, dq, kv, kbar, vbar, dqbar, *q.stride(), *dy.stride(), *dq.stride(),
-        h, n, p.width, tab, tab.shape[1], p.scale, p.eps, VARIANT=p.variant, SOFTMAX=p.softmax, **common)
+    if not fuse_dq:
+        _query_grad_kernel[(bh, n_blocks)](
+            q, dy, dq, kv, kbar, vbar, dqbar_part.sum(1), *q.stride(), *dy.stride(), *dq.stride(),
+            h, n, p.width, tab, tab.shape[1], p.scale, p.eps, VARIANT=p.variant, SOFTMAX=p.softmax, **common)
     return dq, dk, dv

@@ -204,6 +204,28 @@ def test_triton_tall_rope_grid(variant):
 
 
 @needs_triton
+@pytest.mark.parametrize("variant, d, separate", [("mala", 16, False), ("inline", 32, False), ("rala", 16, True),
+                                                  ("mala", 64, True)])
+def test_triton_query_grad_fused_into_reduce_grad(variant, d, separate, monkeypatch):
+    """mala / inline at d <= 32: _reduce_grad writes dQ, no _query_grad launch (rala needs the reduced
+    d qbar first; at d = 64 the fused kernel spilled on sm_90). The gradients are checked against the
+    reference in every case by check_triton_against_reference."""
+    from zoo.kernels.linear_attention import triton_linear_attention as kernels
+    launches = []
+    real = kernels._query_grad_kernel
+
+    class Recording:
+        def __getitem__(self, grid):
+            launches.append(grid)
+            return real[grid]
+
+    monkeypatch.setattr(kernels, "_query_grad_kernel", Recording())
+    rope_hw = None if variant == "inline" else (4, 5)
+    check_triton_against_reference(variant, rope_hw, (1, 2, 20, d), torch.float32, block_n=16, chunks=2)
+    assert len(launches) == (1 if separate else 0)
+
+
+@needs_triton
 def test_triton_contiguous_inputs():
     check_triton_against_reference("mala", (5, 10), (2, 1, 50, 16), torch.float32, layout="contiguous",
                                    block_n=32, chunks=1)
