@@ -1,8 +1,9 @@
 """Triton kernels for X = K1 @ (M @ (K1^T @ V)), K1[i, j] = exp(-||q_i - l_j||^2 / 2).
 
 No N x m tensor is ever stored. Each program builds a (BLOCK_N, BLOCK_M) tile
-of K1 in registers from the direct-subtraction distance sum_c (q_ic - l_jc)^2
-(the formula of SOFT's CUDA kernel) and uses it at once:
+of K1 in registers from the distance |q_i|^2 + |l_j|^2 - 2 q_i.l_j (one tl.dot; the
+formula of the CPU path and of every official config with released weights but
+SOFT_Tiny_cuda, whose CUDA kernel subtracts directly) and uses it at once:
 
 forward   1. `_reduce`: S = K1^T @ V, streamed over query tiles (partials per split, summed in torch)
           2. torch:     T = M @ S                                  (m x e, small)
@@ -35,15 +36,24 @@ def _pid(axis: tl.constexpr):
 
 @triton.jit
 def _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_ld,
-             HEAD_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
-    """exp(-||q_n - l_m||^2 / 2) for one (BLOCK_N, BLOCK_M) tile, zero outside the masks."""
-    dist = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-    for c in range(HEAD_D):
-        qc = tl.load(q_ptr + offs_n * s_qn + c * s_qd, mask=mask_n, other=0.0).to(tl.float32)
-        lc = tl.load(l_ptr + offs_m * s_lm + c * s_ld, mask=mask_m, other=0.0).to(tl.float32)
-        diff = qc[:, None] - lc[None, :]
-        dist += diff * diff
-    k1 = tl.exp(-0.5 * dist)
+             HEAD_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """exp(-||q_n - l_m||^2 / 2) for one (BLOCK_N, BLOCK_M) tile, zero outside the masks.
+
+    Distances as |q|^2 + |l|^2 - 2 q.l^T: one tl.dot on the whole (padded) head dim, in the
+    inputs' dtype with float32 accumulation (16-bit products are exact in float32; float32
+    uses the IEEE dot, never tf32), instead of HEAD_D rank-1 updates. Its cancellation error,
+    about eps32 (|q|^2 + |l|^2), is the CPU path's (tests/test_soft_cpu_speed_path.py);
+    rounding below zero is clamped."""
+    offs_d = tl.arange(0, BLOCK_D)
+    mask_d = offs_d < HEAD_D
+    q = tl.load(q_ptr + offs_n[:, None] * s_qn + offs_d[None, :] * s_qd,
+                mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+    lm = tl.load(l_ptr + offs_m[:, None] * s_lm + offs_d[None, :] * s_ld,
+                 mask=mask_m[:, None] & mask_d[None, :], other=0.0)
+    qf, lf = q.to(tl.float32), lm.to(tl.float32)
+    cross = tl.dot(q, tl.trans(lm), input_precision="ieee")
+    dist = tl.sum(qf * qf, axis=1)[:, None] + tl.sum(lf * lf, axis=1)[None, :] - 2.0 * cross
+    k1 = tl.exp(-0.5 * tl.maximum(dist, 0.0))
     return tl.where(mask_n[:, None] & mask_m[None, :], k1, 0.0)
 
 
@@ -53,8 +63,8 @@ def _reduce(
         N, M, E,
         s_qb, s_qn, s_qd, s_lb, s_lm, s_ld, s_yb, s_yn, s_ye, s_ob, s_os, s_om, s_oe,
         tiles_per_split,
-        HEAD_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_E: tl.constexpr,
-        PRECISION: tl.constexpr,
+        HEAD_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+        BLOCK_E: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """out[b, s, m, e] = sum over the query tiles of split s of K1[n, m] * y[n, e]."""
     pid_b, pid_m, pid_s = _pid(0), _pid(1), _pid(2)
@@ -72,7 +82,8 @@ def _reduce(
     for t in range(start, stop):
         offs_n = t * BLOCK_N + tl.arange(0, BLOCK_N)
         mask_n = offs_n < N
-        k1 = _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_ld, HEAD_D, BLOCK_N, BLOCK_M)
+        k1 = _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_ld, HEAD_D, BLOCK_N, BLOCK_M,
+                      BLOCK_D)
         y = tl.load(y_ptr + offs_n[:, None] * s_yn + offs_e[None, :] * s_ye,
                     mask=mask_n[:, None] & mask_e[None, :], other=0.0).to(tl.float32)
         acc += tl.dot(tl.trans(k1), y, input_precision=PRECISION)
@@ -85,8 +96,8 @@ def _apply(
         q_ptr, l_ptr, r_ptr, out_ptr,
         N, M, E,
         s_qb, s_qn, s_qd, s_lb, s_lm, s_ld, s_rb, s_rm, s_re, s_ob, s_on, s_oe,
-        HEAD_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_E: tl.constexpr,
-        PRECISION: tl.constexpr,
+        HEAD_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+        BLOCK_E: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """out[b, n, e] = sum_m K1[n, m] * r[m, e] for one query tile."""
     pid_b, pid_n = _pid(0), _pid(1)
@@ -101,7 +112,8 @@ def _apply(
     for m0 in range(0, M, BLOCK_M):
         offs_m = m0 + tl.arange(0, BLOCK_M)
         mask_m = offs_m < M
-        k1 = _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_ld, HEAD_D, BLOCK_N, BLOCK_M)
+        k1 = _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_ld, HEAD_D, BLOCK_N, BLOCK_M,
+                      BLOCK_D)
         r = tl.load(r_ptr + offs_m[:, None] * s_rm + offs_e[None, :] * s_re,
                     mask=mask_m[:, None] & mask_e[None, :], other=0.0)
         acc += tl.dot(k1, r, input_precision=PRECISION)
@@ -112,9 +124,11 @@ def _apply(
 @triton.jit
 def _grad_weights(q_ptr, l_ptr, dx_ptr, v_ptr, t_ptr, ds_ptr, offs_n, offs_m, offs_e, mask_n, mask_m, mask_e,
                   s_qn, s_qd, s_lm, s_ld, s_dxn, s_dxe, s_vn, s_ve, s_tm, s_te, s_dsm, s_dse,
-                  HEAD_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, PRECISION: tl.constexpr):
+                  HEAD_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+                  PRECISION: tl.constexpr):
     """K1 and E = (dX @ T^T + V @ dS^T) * K1 for one tile."""
-    k1 = _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_ld, HEAD_D, BLOCK_N, BLOCK_M)
+    k1 = _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_ld, HEAD_D, BLOCK_N, BLOCK_M,
+                      BLOCK_D)
     mask_ne = mask_n[:, None] & mask_e[None, :]
     mask_me = mask_m[:, None] & mask_e[None, :]
     dx = tl.load(dx_ptr + offs_n[:, None] * s_dxn + offs_e[None, :] * s_dxe, mask=mask_ne, other=0.0).to(tl.float32)
@@ -156,7 +170,7 @@ def _bwd_q(
         mask_m = offs_m < M
         k1, e = _grad_weights(q_ptr, l_ptr, dx_ptr, v_ptr, t_ptr, ds_ptr, offs_n, offs_m, offs_e,
                               mask_n, mask_m, mask_e, s_qn, s_qd, s_lm, s_ld, s_dxn, s_dxe, s_vn, s_ve,
-                              s_tm, s_te, s_dsm, s_dse, HEAD_D, BLOCK_N, BLOCK_M, PRECISION)
+                              s_tm, s_te, s_dsm, s_dse, HEAD_D, BLOCK_N, BLOCK_M, BLOCK_D, PRECISION)
         ds = tl.load(ds_ptr + offs_m[:, None] * s_dsm + offs_e[None, :] * s_dse,
                      mask=mask_m[:, None] & mask_e[None, :], other=0.0)
         lm = tl.load(l_ptr + offs_m[:, None] * s_lm + offs_d[None, :] * s_ld,
@@ -207,7 +221,7 @@ def _bwd_l(
         mask_n = offs_n < N
         k1, e = _grad_weights(q_ptr, l_ptr, dx_ptr, v_ptr, t_ptr, ds_ptr, offs_n, offs_m, offs_e,
                               mask_n, mask_m, mask_e, s_qn, s_qd, s_lm, s_ld, s_dxn, s_dxe, s_vn, s_ve,
-                              s_tm, s_te, s_dsm, s_dse, HEAD_D, BLOCK_N, BLOCK_M, PRECISION)
+                              s_tm, s_te, s_dsm, s_dse, HEAD_D, BLOCK_N, BLOCK_M, BLOCK_D, PRECISION)
         q = tl.load(q_ptr + offs_n[:, None] * s_qn + offs_d[None, :] * s_qd,
                     mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
         acc_eq += tl.dot(tl.trans(e), q, input_precision=PRECISION)
@@ -240,7 +254,9 @@ def _config(q: torch.Tensor, n: int, m: int, d: int, e: int, bh: int) -> dict:
     precision = "ieee" if q.dtype == torch.float32 else "tf32"
     return dict(BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=_pow2(d), BLOCK_E=_pow2(e),
                 split=split, tiles_per_split=tiles_per_split, n_tiles=n_tiles, m_blocks=m_blocks,
-                precision=precision, num_warps=4)
+                precision=precision, num_warps=4,
+                # _bwd_q / _bwd_l at 4 warps spilled on sm_90 (up to 2.2 KB/thread); at 8, none launched does
+                bwd_warps=8)
 
 
 def _reduce_launch(q, l, y, cfg):
@@ -249,7 +265,7 @@ def _reduce_launch(q, l, y, cfg):
     part = torch.empty(bh, cfg["split"], m, e, device=q.device, dtype=torch.float32)
     _reduce[(bh, cfg["m_blocks"], cfg["split"])](
         q, l, y, part, n, m, e, *q.stride(), *l.stride(), *y.stride(), *part.stride(), cfg["tiles_per_split"],
-        HEAD_D=d, BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"], BLOCK_E=cfg["BLOCK_E"],
+        HEAD_D=d, BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"], BLOCK_D=cfg["BLOCK_D"], BLOCK_E=cfg["BLOCK_E"],
         PRECISION=cfg["precision"], num_warps=cfg["num_warps"])
     return part.sum(1)
 
@@ -264,7 +280,7 @@ def gaussian_attention_fwd(q, l, mixing, v):
     out = torch.empty(bh, n, e, device=v.device, dtype=v.dtype)
     _apply[(bh, cfg["n_tiles"])](
         q, l, t, out, n, m, e, *q.stride(), *l.stride(), *t.stride(), *out.stride(),
-        HEAD_D=d, BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"], BLOCK_E=cfg["BLOCK_E"],
+        HEAD_D=d, BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"], BLOCK_D=cfg["BLOCK_D"], BLOCK_E=cfg["BLOCK_E"],
         PRECISION=cfg["precision"], num_warps=cfg["num_warps"])
     return out, s, t
 
@@ -281,7 +297,7 @@ def gaussian_attention_bwd(q, l, mixing, v, s, t, dx):
     dv = torch.empty(bh, n, e, device=v.device, dtype=v.dtype)
     strides = (*q.stride(), *l.stride(), *dx.stride(), *v.stride(), *t.stride(), *ds.stride())
     blocks = dict(HEAD_D=d, BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"], BLOCK_D=cfg["BLOCK_D"],
-                  BLOCK_E=cfg["BLOCK_E"], PRECISION=cfg["precision"], num_warps=cfg["num_warps"])
+                  BLOCK_E=cfg["BLOCK_E"], PRECISION=cfg["precision"], num_warps=cfg["bwd_warps"])
     _bwd_q[(bh, cfg["n_tiles"])](q, l, dx, v, t, ds, dq, dv, n, m, e, d, *strides, **blocks)
     part = torch.empty(bh, cfg["split"], m, d, device=q.device, dtype=torch.float32)
     _bwd_l[(bh, cfg["m_blocks"], cfg["split"])](

@@ -82,3 +82,27 @@ def test_direct_distance_backward_is_the_subtraction_gradient():
     expected = torch.autograd.grad(((q[..., :, None, :] - lm[..., None, :, :]) ** 2).sum(-1), (q, lm), g)
     for grad, want in zip(torch.autograd.grad(squared_distance(q, lm), (q, lm), g), expected):
         torch.testing.assert_close(grad, want)
+
+
+@needs_triton
+def test_expanded_distance_stays_within_its_cancellation_bound():
+    """The kernels form distances as |q|^2 + |l|^2 - 2 q.l^T. With q and l far from the origin
+    (a common offset of 2 per channel) and close to each other, float32 cancellation costs about
+    eps32 (|q|^2 + |l|^2) per distance, so K1 and everything after it carry a relative error of
+    that size: the bound the comparison uses (4x for the few roundings on top)."""
+    shape = (1, 1, 70, 20, 32, 16)
+    q, lm, mix, v = _inputs(shape, seed=3)
+    q, lm = q + 2.0, lm + 2.0
+    inputs = [t.requires_grad_() for t in (q, lm, mix, v)]
+    grad_out = torch.randn(*shape[:3], shape[5], generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    expected = gaussian_attention_reference(*inputs)
+    expected_grads = torch.autograd.grad(expected, inputs, grad_out)
+    norms = q.detach().pow(2).sum(-1).max() + lm.detach().pow(2).sum(-1).max()
+    ratio = 4 * torch.finfo(torch.float32).eps * norms.item()
+    assert ratio > 1e-5  # the offset makes cancellation the dominant error
+    inputs32 = [t.detach().to(DEVICE, torch.float32).requires_grad_() for t in inputs]
+    out = gaussian_attention(*inputs32, impl="triton")
+    grads = torch.autograd.grad(out, inputs32, grad_out.to(DEVICE, torch.float32))
+    assert_close("output", out, expected, ratio)
+    for name, grad, expected_grad in zip(("dq", "dlandmarks", "dmixing", "dv"), grads, expected_grads):
+        assert_close(name, grad, expected_grad, ratio)
