@@ -6,8 +6,8 @@
 The computation is the PyTorch op `torch.ops.zoo.gaussian_attention` (visible to
 `torch.compile(fullgraph=True)`, `torch.export` and `FlopCounterMode`); the Triton
 path's backward is `torch.ops.zoo.gaussian_attention_backward`. On CUDA the fused
-Triton kernels run: K1 is built tile by tile in registers from the direct-subtraction
-distance and never stored, forward or backward (memory O(N (d + e) + m^2) per head
+Triton kernels run: K1 is built tile by tile in registers from the distance
+|q|^2 + |l|^2 - 2 q.l^T (one tl.dot per tile) and never stored, forward or backward (memory O(N (d + e) + m^2) per head
 instead of O(N m)). On CPU the plain PyTorch reference (`reference.py`) runs, its
 backward autograd through it. Force either with `impl=` or the environment variable
 `ZOO_KERNELS_IMPL` ('triton' / 'reference' / 'auto'); under `TRITON_INTERPRET=1` the
@@ -21,8 +21,11 @@ backward counts twice the forward.
 sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
 `aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
 spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
-BLOCK_N 64, 4 warps. _reduce 55-154 registers, _apply 91-180, _bwd_l 96-209: no spill.
-_bwd_q 200-255: spills at BLOCK_M 64, fp32 d = 32 e = 16 356/280, bf16 d = e = 64 32/16.
+BLOCK_N 64, 4 warps forward, 8 for _bwd_q / _bwd_l. _reduce 70-128 registers, _apply 71-168,
+_bwd_q 92-251, _bwd_l 64-207: none of the 20 launched specialisations spills. (Before, with
+direct-subtraction distances and 4 warps throughout, _bwd_q spilled at fp32 d = 32 e = 16
+356/280 and bf16 d = e = 64 32/16; the expanded form at 4 warps spilled more there, 2228/2328
+and 136/120.)
 """
 from __future__ import annotations
 
