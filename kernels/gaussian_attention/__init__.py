@@ -70,8 +70,9 @@ def _path(q, landmarks, mixing, v, impl: str) -> str:
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    """(B, H, R, C) -> contiguous (B * H, R, C), the kernels' layout."""
-    return t.reshape(-1, *t.shape[2:]).contiguous()
+    """(B, H, R, C) -> (B * H, R, C): a view whenever B and H merge (the kernels take any row and
+    channel strides), a copy only where they cannot."""
+    return t.reshape(-1, *t.shape[2:])
 
 
 @torch.library.custom_op("zoo::gaussian_attention", mutates_args=())

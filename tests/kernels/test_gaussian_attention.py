@@ -106,3 +106,23 @@ def test_expanded_distance_stays_within_its_cancellation_bound():
     assert_close("output", out, expected, ratio)
     for name, grad, expected_grad in zip(("dq", "dlandmarks", "dmixing", "dv"), grads, expected_grads):
         assert_close(name, grad, expected_grad, ratio)
+
+
+@needs_triton
+def test_strided_inputs_are_read_in_place():
+    """Channels-first views (token stride 1) and a transposed mixing go to the kernels without a copy
+    and give the reference's result."""
+    shape = (1, 2, 70, 20, 16, 16)
+    q, lm, mix, v = _inputs(shape, seed=5)
+    expected = gaussian_attention_reference(q, lm, mix, v)
+
+    def channels_first(t):  # same values, (B, H, C, R) storage
+        return t.to(DEVICE, torch.float32).transpose(-1, -2).contiguous().transpose(-1, -2)
+
+    q32, lm32, v32 = channels_first(q), channels_first(lm), channels_first(v)
+    mix32 = mix.to(DEVICE, torch.float32).transpose(-1, -2).contiguous().transpose(-1, -2)
+    assert not q32.is_contiguous() and not mix32.is_contiguous()
+    from zoo.kernels.gaussian_attention import _flat
+    assert _flat(q32).data_ptr() == q32.data_ptr() and _flat(q32).stride(-2) == 1  # a view, no copy
+    out = gaussian_attention(q32, lm32, mix32, v32, impl="triton")
+    assert_close("output", out, expected)
