@@ -51,7 +51,10 @@ def _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_l
     lm = tl.load(l_ptr + offs_m[:, None] * s_lm + offs_d[None, :] * s_ld,
                  mask=mask_m[:, None] & mask_d[None, :], other=0.0)
     qf, lf = q.to(tl.float32), lm.to(tl.float32)
-    cross = tl.dot(q, tl.trans(lm), input_precision="ieee")
+    if q.dtype == lm.dtype:
+        cross = tl.dot(q, tl.trans(lm), input_precision="ieee")
+    else:  # e.g. bfloat16 queries with float32 landmarks: tl.dot takes one dtype, so both go as float32
+        cross = tl.dot(qf, tl.trans(lf), input_precision="ieee")
     dist = tl.sum(qf * qf, axis=1)[:, None] + tl.sum(lf * lf, axis=1)[None, :] - 2.0 * cross
     k1 = tl.exp(-0.5 * tl.maximum(dist, 0.0))
     return tl.where(mask_n[:, None] & mask_m[None, :], k1, 0.0)

@@ -126,3 +126,26 @@ def test_strided_inputs_are_read_in_place():
     assert _flat(q32).data_ptr() == q32.data_ptr() and _flat(q32).stride(-2) == 1  # a view, no copy
     out = gaussian_attention(q32, lm32, mix32, v32, impl="triton")
     assert_close("output", out, expected)
+
+
+@needs_triton
+def test_mixed_input_dtypes_match_the_reference():
+    """bfloat16 queries and values with float32 landmarks and mixing (what the benchmark and an
+    autocast caller pass): the kernels take each operand in its own dtype and agree with the
+    reference within bfloat16's ratio, forward and backward, each gradient in its input's dtype."""
+    shape = (1, 2, 70, 20, 16, 16)
+    q, lm, mix, v = _inputs(shape, seed=6)
+    inputs = [t.requires_grad_() for t in (q, lm, mix, v)]
+    grad_out = torch.randn(*shape[:3], shape[5], generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    expected = gaussian_attention_reference(*inputs)
+    expected_grads = torch.autograd.grad(expected, inputs, grad_out)
+    dtypes = (torch.bfloat16, torch.float32, torch.float32, torch.bfloat16)
+    mixed = [t.detach().to(DEVICE, dt).requires_grad_() for t, dt in zip(inputs, dtypes)]
+    out = gaussian_attention(*mixed, impl="triton")
+    grads = torch.autograd.grad(out, mixed, grad_out.to(DEVICE, torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    ratio = 4 * torch.finfo(torch.bfloat16).eps  # q, v and dx are rounded to bfloat16 before the kernels
+    assert_close("output", out, expected, ratio)
+    for name, grad, expected_grad, dt in zip(("dq", "dlandmarks", "dmixing", "dv"), grads, expected_grads, dtypes):
+        assert grad.dtype == dt, name
+        assert_close(name, grad, expected_grad, ratio)
