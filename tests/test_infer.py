@@ -18,7 +18,7 @@ from PIL import Image
 from safetensors.torch import save_model
 
 import zoo  # noqa: F401  (registers the zoo's models)
-from zoo.infer import main as zoo_infer
+from zoo.cli.infer import main as zoo_infer
 
 TINY_KWARGS = dict(embed_dims=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], projection=32)
 GOLDEN_RETRIEVER, LABRADOR = 207, 208  # ImageNet-1k indices
@@ -191,7 +191,7 @@ def test_weights_that_do_not_fit_name_the_keys(tmp_path, imagenet_weights, capsy
 
 
 def test_zoo_demo_runs_without_scikit_learn(monkeypatch, capsys):
-    from zoo.demo import main as zoo_demo
+    from zoo.cli.demo import main as zoo_demo
 
     monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` raises ImportError
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 import zoo
 import zoo.pretrained
-from zoo import restore
+from zoo.cli import restore_image as restore
 from zoo.flax_convert import load_npz
 from zoo.models import maxim
 from zoo.models._checkpoint import CheckpointMismatchError
@@ -234,7 +234,7 @@ def test_official_file_in_weights_dir_and_instructions_when_missing(tmp_path, mo
 
 
 def test_zoo_convert_round_trip(tmp_path, npz_loader):
-    from zoo.convert import convert
+    from zoo.cli.convert import convert
     golden = load_golden(TINY)
     kwargs = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in tiny_kwargs(golden).items()}
     out = tmp_path / "converted"
@@ -482,7 +482,7 @@ def test_zoo_restore_creates_a_missing_output_folder(tmp_path, tiny, npz_loader)
 
 
 def naive_ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of one channel in [0, 255], written from the definition with scipy (independent of zoo.restore)."""
+    """SSIM of one channel in [0, 255], written from the definition with scipy (independent of zoo.cli.restore_image)."""
     from scipy.signal import convolve2d
     g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5 ** 2))
     win = np.outer(g, g) / np.outer(g, g).sum()

@@ -114,7 +114,7 @@ def test_a_file_named_by_the_caller_is_opened_safely(tmp_path):
 
 
 def test_zoo_convert_writes_the_hub_layout_with_identical_outputs(tmp_path):
-    from zoo.convert import main as zoo_convert
+    from zoo.cli.convert import main as zoo_convert
     golden = load_golden("ravlt__tiny_cfg")
     official = tmp_path / "RAVLT_T.pth"
     torch.save(official_training_checkpoint(golden.state_dict), official)

@@ -231,7 +231,7 @@ def test_official_file_in_weights_dir_and_through_zoo_convert(case, weights, tmp
     golden.assert_close(case.from_output(official))
 
     # (2) ... and zoo-convert turns the same file into the hub layout, which computes the same, exactly.
-    from zoo.convert import main as zoo_convert
+    from zoo.cli.convert import main as zoo_convert
     out = tmp_path / "converted"
     zoo_convert([case.model, str(path), str(out), "--model-args", json.dumps(_jsonable(kwargs))])
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
@@ -308,7 +308,7 @@ def test_missing_file_says_what_to_download_from_where_and_where_to_put_it(case,
 def test_ggem_vit_takes_timm_vit_weights_from_the_weights_dir_and_through_zoo_convert(weights, tmp_path):
     """No GGeM-trained checkpoint exists: the tags load timm's ViT weights (hub safetensors), which must
     give exactly timm's ViT trunk; GGeM's p starts at its init value."""
-    from zoo.convert import main as zoo_convert
+    from zoo.cli.convert import main as zoo_convert
     tiny = dict(img_size=32, embed_dim=32, depth=1, num_heads=4, num_classes=10)
     torch.manual_seed(0)
     vit = timm.create_model("vit_base_patch16_224", **tiny).eval()
@@ -354,7 +354,7 @@ FIXED_SIZE = [pytest.param(name, id=name.split("__")[1]) for name in
 @pytest.mark.parametrize("fixture", FIXED_SIZE)
 def test_zoo_convert_takes_fixed_input_size_models(fixture, weights, tmp_path):
     from test_inline import official_training_checkpoint, zoo_args
-    from zoo.convert import main as zoo_convert
+    from zoo.cli.convert import main as zoo_convert
     golden = load_golden(fixture)
     variant, kwargs = zoo_args(golden)
     path = official_path(variant, weights.path)

@@ -232,7 +232,7 @@ def evaluate_folder(model: Model, folder: str | Path, channel: str = "rgb", tile
 
 def task_of(model: torch.nn.Module) -> str | None:
     """The task of a registered MAXIM checkpoint name (None for other models)."""
-    from .models.maxim import CHECKPOINTS
+    from ..models.maxim import CHECKPOINTS
     name = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", "")
     return CHECKPOINTS[name][2] if name in CHECKPOINTS else None
 
@@ -240,7 +240,7 @@ def task_of(model: torch.nn.Module) -> str | None:
 def restoration_models() -> list[str]:
     """The registered models whose output is the restored image."""
     import timm
-    from .factory import list_models
+    from ..factory import list_models
     return [name for name in list_models()
             if timm.models.model_entrypoint(name).__module__.rsplit(".", 1)[-1] in RESTORATION_FAMILIES]
 
@@ -296,7 +296,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def load_model(name: str, checkpoint: str | None = None, pretrained: bool = True,
                model_args: dict[str, Any] | None = None, device: str = "cpu") -> torch.nn.Module:
-    from .factory import create_model
+    from ..factory import create_model
     kwargs = dict(model_args or {})
     if checkpoint:
         kwargs["pretrained_cfg_overlay"] = dict(file=str(checkpoint))

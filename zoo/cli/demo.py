@@ -19,7 +19,7 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 import zoo
-from zoo.infer import class_names
+from zoo.cli.infer import class_names
 
 DEFAULT_MODELS = ("ravlt_t", "mavit_t")
 

@@ -20,7 +20,7 @@ import torch
 from timm.models import save_for_hf
 from timm.layers import to_2tuple
 
-from .factory import create_model
+from ..factory import create_model
 
 
 class ConversionError(RuntimeError):
