@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -34,13 +33,14 @@ import shlex
 import subprocess
 import sys
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 from torch import nn
+
+from zoo.bench.official import OFFICIAL, build_official
 
 DEFAULT_ROWS = (
     "ravlt_t@224,ravlt_t@512,ravlt_t@1024,mavit_t@224,mavit_t@512,mavit_t@1024,"
@@ -53,113 +53,13 @@ SIDES = ("official", "zoo")
 
 
 # ----------------------------------------------------------------------------- official builders
+# The per-family loaders live in zoo.bench.official (zoo-bench --official-root uses them too).
 
-def _stub(name: str, **attrs) -> None:
-    """Registers an empty module for an import the forward never uses, unless the real one is there."""
-    try:
-        importlib.import_module(name)
-        return
-    except ImportError:
-        pass
-    module = types.ModuleType(name)
-    module.__dict__.update(attrs)
-    sys.modules[name] = module
-    parent, _, child = name.rpartition(".")
-    if parent:
-        if parent not in sys.modules:
-            _stub(parent)
-        setattr(sys.modules[parent], child, module)
+def _official(zoo_name: str) -> Callable[[Optional[Path], int], nn.Module]:
+    return lambda root, res: build_official(zoo_name, {OFFICIAL[zoo_name].family: root}, res)
 
 
-def _import_file(path: Path, name: str) -> types.ModuleType:
-    if not path.is_file():
-        raise FileNotFoundError(f"official code not found: {path} (check --official-root)")
-    sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except ModuleNotFoundError as err:
-        top = err.name.partition(".")[0]
-        hint = f"pip install {top}" if top == err.name else f"{top} is installed, without that module"
-        raise ModuleNotFoundError(f"the official code at {path} imports {err.name!r}, which is missing here "
-                                  f"({hint})") from err
-    return module
-
-
-def _timm_04_aliases() -> None:
-    # timm 0.4's module for to_2tuple; timm 1.0 keeps the function in timm.layers.
-    from timm.layers import to_2tuple
-    _stub("timm.models.layers.helpers", to_2tuple=to_2tuple)
-
-
-def _soft(root: Path, normalized: bool) -> nn.Module:
-    # The official CPU path (kernel_method="torch", as every config with released weights) needs the
-    # shims of specs/soft.md §8, none of which changes the arithmetic: ones on the input's device
-    # instead of .cuda(), the Newton routine called directly (its Function is CUDA-only), the
-    # CUDA extension and cv2 stubbed, and SOFT-Norm's undefined super() name defined.
-    _stub("cv2")
-    sys.path.insert(0, str(root))
-    importlib.import_module("SOFT")  # the checkout's package, before its CUDA extension is stubbed
-    _stub("SOFT._C")
-    package = types.ModuleType("official_soft")
-    package.__path__ = [str(root / "models")]
-    sys.modules["official_soft"] = package
-    inner = _import_file(root / "models" / "softmax_free_transformer.py", "official_soft.softmax_free_transformer")
-    from SOFT.kernel.inverse import newton_inv
-
-    def subtraction_gaussian_kernel_torch(q, k):
-        mat_a = q ** 2. @ torch.ones(k.shape[-2:], device=q.device)
-        mat_b = torch.ones(q.shape[-2:], device=q.device) @ k ** 2.
-        return mat_a + mat_b - 2. * (q @ k)
-
-    inner.subtraction_gaussian_kernel_torch = subtraction_gaussian_kernel_torch
-    inner.newton_inverse_kernel = newton_inv
-    inner.SoftmaxFreeSymNormAttentionKernel = inner.SoftmaxFreeNormAttentionKernel
-    outer = _import_file(root / "models" / "softmax_free_vision_transformer.py",
-                         "official_soft.softmax_free_vision_transformer")
-    builder = outer.soft_norm_tiny if normalized else outer.soft_tiny
-    return builder(kernel_method="torch")
-
-
-def _fvcore_stub() -> None:
-    _stub("fvcore.nn", FlopCountAnalysis=None, flop_count_table=None)
-
-
-def _ravlt(root: Path) -> nn.Module:
-    _fvcore_stub()
-    return _import_file(root / "classfication" / "RALA.py", "official_rala").RAVLT_T()
-
-
-def _mavit(root: Path) -> nn.Module:
-    _fvcore_stub()
-    return _import_file(root / "classfication_release" / "model.py", "official_mala").MALA_T()
-
-
-def _inline_pvt(root: Path) -> nn.Module:
-    # The official config's values (config.py: MODEL.INLINE.ATTN_TYPE 'IIII', PVT_LA_SR_RATIOS 1111).
-    module = _import_file(root / "models" / "inline_pvt.py", "official_inline_pvt")
-    return module.inline_pvt_tiny(attn_type="IIII", la_sr_ratios="1111")
-
-
-def _inline_deit(root: Path) -> nn.Module:
-    # inline_deit_tiny goes through timm 0.4's build_model_with_cfg; with random weights that is the class.
-    module = _import_file(root / "models" / "inline_deit.py", "official_inline_deit")
-    return module.VisionTransformer(patch_size=16, embed_dim=192, depth=12, num_heads=6)
-
-
-def _iformer(root: Path) -> nn.Module:
-    _timm_04_aliases()
-    return _import_file(root / "models" / "inception_transformer.py", "official_iformer").iformer_small()
-
-
-def _poolformer(root: Path) -> nn.Module:
-    _timm_04_aliases()
-    return _import_file(root / "models" / "poolformer.py", "official_poolformer").poolformer_s12()
-
-
-def _timm_poolformer(_root: Optional[Path]) -> nn.Module:
+def _timm_poolformer(_root: Optional[Path], _res: int) -> nn.Module:
     import timm
     return timm.create_model("poolformer_s12")
 
@@ -169,19 +69,12 @@ class Row:
     label: str
     zoo_name: str
     family: Optional[str]          # folder under --official-root; None: no checkout needed
-    official: Callable[[Optional[Path]], nn.Module]
+    official: Callable[[Optional[Path], int], nn.Module]   # (checkout, input size) -> model
     official_label: str = "official"
 
 
 ROWS = {
-    "ravlt_t": Row("RAVLT-T", "ravlt_t", "ravlt", _ravlt),
-    "mavit_t": Row("MAViT-T", "mavit_t", "mavit", _mavit),
-    "soft_tiny": Row("SOFT-T", "soft_tiny", "soft", lambda root: _soft(root, False)),
-    "soft_norm_tiny": Row("SOFT-Norm-T", "soft_norm_tiny", "soft", lambda root: _soft(root, True)),
-    "inline_pvt_tiny": Row("InLine-PVT-T", "inline_pvt_tiny", "inline", _inline_pvt),
-    "inline_deit_tiny": Row("InLine-DeiT-T", "inline_deit_tiny", "inline", _inline_deit),
-    "inception_transformer_small": Row("iFormer-S", "inception_transformer_small", "iformer", _iformer),
-    "poolformerv1_s12": Row("PoolFormer-S12", "poolformerv1_s12", "poolformer", _poolformer),
+    **{name: Row(entry.label, name, entry.family, _official(name)) for name, entry in OFFICIAL.items()},
     "timm_poolformer_s12": Row("PoolFormer-S12 vs timm `poolformer_s12`", "poolformerv1_s12", None,
                                _timm_poolformer, "timm"),
 }
@@ -189,12 +82,12 @@ ROWS = {
 
 # ----------------------------------------------------------------------------- one measurement (child)
 
-def build(row: Row, side: str, root: Optional[Path]) -> nn.Module:
+def build(row: Row, side: str, root: Optional[Path], res: int = 224) -> nn.Module:
     torch.manual_seed(0)
     if side == "zoo":
         import zoo
         return zoo.create_model(row.zoo_name)
-    return row.official(root)
+    return row.official(root, res)
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -204,7 +97,7 @@ def measure(row: Row, side: str, root: Optional[Path], res: int, threads: int, r
             clock: str = "wall") -> dict:
     torch.set_num_threads(threads)
     now = CLOCKS[clock]
-    model = build(row, side, root).eval()
+    model = build(row, side, root, res).eval()
     x = torch.randn(1, 3, res, res, generator=torch.Generator().manual_seed(1))
     times = []
     with torch.inference_mode():
