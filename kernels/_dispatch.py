@@ -12,6 +12,13 @@ tensor would otherwise give a silently truncated result), on one device, with th
 definition needs. Each error is a ValueError that names the op, the argument, what was given and
 what is expected.
 
+Decompositions. Each forward op registers its plain-PyTorch reference as its decomposition
+(`register_reference_decomposition`): torch.onnx's exporter decomposes every op it cannot
+translate through torch._decomp's table, so a model that calls the zoo's ops converts to ONNX
+as ordinary ONNX operators, and `reference_decompositions()` gives the same table to
+`ExportedProgram.run_decompositions`. torch.compile and torch.export's default decompositions
+never read that table: they keep the op (and its Triton path).
+
 Nothing here imports Triton: `import zoo` stays cheap and works without it.
 """
 from __future__ import annotations
@@ -27,7 +34,10 @@ __all__ = [
     "IMPLS", "ENV_IMPL", "ENV_INTERPRET", "FLOAT_DTYPES", "TRITON_DTYPES",
     "requested_impl", "resolve_impl", "triton_interpreted", "triton_available", "triton_unsupported",
     "check_tensor", "check_same_device", "check_positive", "shape_error", "reference_grads", "interpreted_kernels",
+    "register_reference_decomposition", "reference_decompositions",
 ]
+
+_REFERENCE_DECOMPOSITIONS: dict[torch._ops.OpOverload, Callable[..., object]] = {}
 
 IMPLS = ("auto", "triton", "reference")
 ENV_IMPL = "ZOO_KERNELS_IMPL"
@@ -149,6 +159,32 @@ def reference_grads(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tens
         grads = torch.autograd.grad(fn(*leaves), leaves, grad_out, allow_unused=True)
     return [torch.zeros(t.shape, dtype=t.dtype, device=t.device) if g is None else g.contiguous()
             for t, g in zip(leaves, grads)]
+
+
+def register_reference_decomposition(op: torch._ops.OpOverload, reference: Callable[..., torch.Tensor],
+                                     fake: Callable[..., object]) -> None:
+    """Register `reference` (called with the op's own arguments) as the decomposition of `op`.
+
+    `fake` is the op's fake kernel: it gives the outputs the op returns for these arguments. The
+    first (or only) output is the reference's result in that dtype; the Triton path's extra
+    outputs (statistics only its backward reads) come as zeros of their shapes, which an
+    inference graph never uses and drops.
+    """
+    def decomposition(*args: object) -> object:
+        like = fake(*args)
+        if isinstance(like, torch.Tensor):
+            return reference(*args).to(like.dtype)
+        return [reference(*args).to(like[0].dtype), *(t.new_zeros(t.shape) for t in like[1:])]
+
+    import torch._decomp  # the table torch.onnx reads (there is no public registration for it)
+    torch._decomp.register_decomposition(op)(decomposition)
+    _REFERENCE_DECOMPOSITIONS[op] = decomposition
+
+
+def reference_decompositions() -> dict[torch._ops.OpOverload, Callable[..., object]]:
+    """Each registered zoo op -> its reference decomposition, for `ExportedProgram.run_decompositions`
+    (an exported program then holds plain ATen ops only; packages not imported yet are absent)."""
+    return dict(_REFERENCE_DECOMPOSITIONS)
 
 
 def interpreted_kernels() -> list[str]:

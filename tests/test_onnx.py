@@ -2,11 +2,9 @@
 onnxruntime with a dynamic batch and gives the eager output.
 
 The ONNX graph is converted from the ExportedProgram test_export.py checks (tests/exporting.py: one trace
-per model and process). The zoo's kernels are torch custom ops (`torch.ops.zoo.*`) for which torch.onnx
-has no translation, so the graph's zoo ops are first replaced by their plain-PyTorch references
-(`ExportedProgram.run_decompositions(REFERENCE_DECOMPOSITIONS)`; a no-op for the families that use none).
-That is the route docs/downstream.md gives; `test_each_zoo_op_converts_to_onnx_by_itself` records, per op,
-that the direct route fails today (xfail, strict), and flips when the kernels register a translation.
+per model and process), as a user would call torch.onnx.export. The zoo's kernels are torch custom ops
+(`torch.ops.zoo.*`); each registers its plain-PyTorch reference as its decomposition
+(kernels/_dispatch.py), which torch.onnx applies by itself.
 
 onnxruntime runs its own kernels (other GEMM blockings, fused LayerNorm / GELU): each op rounds
 differently by a few float32 ulps of its output, and the differences add up over the network's depth;
@@ -22,40 +20,13 @@ from exporting import EXAMPLE_BATCH, assert_outputs_match, exported, family_para
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")  # torch.onnx's dynamo exporter translates through it
 
-from zoo.kernels.gated_linear_attention import bidirectional_gla, bigla_chunked  # noqa: E402
-from zoo.kernels.gaussian_attention import gaussian_attention, squared_distance  # noqa: E402
-from zoo.kernels.lif import multistep_lif, multistep_lif_reference  # noqa: E402
+from zoo.kernels import reference_decompositions, triton_interpreted  # noqa: E402
+from zoo.kernels.gated_linear_attention import bidirectional_gla  # noqa: E402
+from zoo.kernels.gaussian_attention import gaussian_attention  # noqa: E402
+from zoo.kernels.lif import multistep_lif  # noqa: E402
 from zoo.kernels.linear_attention import linear_attention, linear_attention_reference  # noqa: E402
 
 ONNX_ULPS = 1024
-
-
-def _rope(rope_hw):
-    return None if rope_hw is None else (int(rope_hw[0]), int(rope_hw[1]))
-
-
-def _gaussian_attention_out_of_place(q, landmarks, mixing, v):
-    """gaussian_attention_reference (kernels/gaussian_attention/reference.py) without its in-place steps:
-    its gaussian_kernel ends in `.mul_(-0.5).exp_()`, and a decomposition must be functional."""
-    acc = torch.float64 if torch.float64 in (q.dtype, landmarks.dtype, mixing.dtype, v.dtype) else torch.float32
-    k1 = torch.exp(squared_distance(q.to(acc), landmarks.to(acc), "expand") * -0.5)
-    return (k1 @ (mixing.to(acc) @ (k1.transpose(-1, -2) @ v.to(acc)))).to(v.dtype)
-
-
-# Each zoo op, called with the op's own arguments, computed by its plain-PyTorch reference (the op's
-# reference path). The launch settings of the Triton path (block sizes, impl) do not change the result.
-REFERENCE_DECOMPOSITIONS = {
-    torch.ops.zoo.linear_attention.default:
-        lambda q, k, v, variant, rope_hw, eps, impl, *launch:
-            [linear_attention_reference(q, k, v, variant=variant, rope_hw=_rope(rope_hw), eps=eps)],
-    torch.ops.zoo.gaussian_attention.default:
-        lambda q, landmarks, mixing, v, impl: [_gaussian_attention_out_of_place(q, landmarks, mixing, v)],
-    torch.ops.zoo.bidirectional_gla.default:
-        lambda q, k, v, a_f, a_b, scale, impl: bigla_chunked(q, k, v, a_f, a_b, scale),
-    torch.ops.zoo.multistep_lif.default:
-        lambda x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset, impl, store_membrane:
-            [multistep_lif_reference(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset)],
-}
 
 
 def session(program: torch.export.ExportedProgram, example: tuple) -> "ort.InferenceSession":
@@ -89,7 +60,7 @@ ONNX_FAILURES = {
 def test_onnx_export_runs_in_onnxruntime_with_a_dynamic_batch_and_gives_the_eager_output(row):
     try:
         model, program = exported(row.name)
-        sess = session(program.run_decompositions(REFERENCE_DECOMPOSITIONS), (image(row, EXAMPLE_BATCH),))
+        sess = session(program, (image(row, EXAMPLE_BATCH),))
         (batch_dim, *rest), = [i.shape for i in sess.get_inputs()]
         assert isinstance(batch_dim, str) and rest == list(row.input_size), "the batch dim must be symbolic"
         assert_outputs_match(run_in(sess), model, row, ONNX_ULPS)
@@ -119,11 +90,6 @@ def _multistep_lif(q):
 
 ZOO_OPS = {"linear_attention": _linear_attention, "gaussian_attention": _gaussian_attention,
            "bidirectional_gla": _bidirectional_gla, "multistep_lif": _multistep_lif}
-NO_ONNX_TRANSLATION = (
-    "torch.ops.zoo.{op} is a torch.library custom op (kernels/*/__init__.py) with no ONNX translation and "
-    "no decomposition torch.onnx applies: the export stops with DispatchError 'No ONNX function found for "
-    "<OpOverload(op='zoo.{op}', overload='default')>'. Fix in the kernels: register the reference as the op's "
-    "decomposition, or an onnxscript translation (torch.onnx.export(custom_translation_table=...))")
 
 
 class _Call(torch.nn.Module):
@@ -135,16 +101,41 @@ class _Call(torch.nn.Module):
         return self.fn(x)
 
 
-@pytest.mark.parametrize("op", [pytest.param(op, marks=pytest.mark.xfail(
-    reason=NO_ONNX_TRANSLATION.format(op=op), strict=True, raises=torch.onnx.OnnxExporterError))
-    for op in ZOO_OPS])
+@pytest.mark.parametrize("op", ZOO_OPS)
 def test_each_zoo_op_converts_to_onnx_by_itself(op):
-    """Without REFERENCE_DECOMPOSITIONS, on a graph holding only the op (seconds, not a whole model)."""
+    """torch.onnx.export converts the op by itself, through the reference decomposition the kernels
+    register (kernels/_dispatch.py), on a graph holding only the op (seconds, not a whole model)."""
     module = _Call(ZOO_OPS[op])
     x = torch.randn(2, 2, 8, 8, generator=torch.Generator().manual_seed(0))  # (B, H, N, d), (B, N, H, d), (T, ...)
     program = torch.export.export(module, (x,))
+    assert f"zoo.{op}.default" in {str(node.target) for node in program.graph.nodes}  # the op, not a bypass
     sess = session(program, (x,))
     (got,) = run_in(sess)(x)
     expected = module(x)
     torch.testing.assert_close(got, expected, rtol=0, atol=ONNX_ULPS * torch.finfo(torch.float32).eps
                                * expected.abs().max().item())
+
+
+@pytest.mark.skipif(not triton_interpreted(), reason="exports the Triton path's op on CPU: needs TRITON_INTERPRET=1")
+def test_the_triton_paths_op_converts_too():
+    """On the Triton path the op also returns the statistics its backward reads; the decomposition gives
+    them as zeros, which the inference graph drops: only the reference's output reaches ONNX."""
+    module = _Call(lambda q: linear_attention(q, q.flip(-1), q * 0.5, variant="mala", rope_hw=(2, 4), impl="triton"))
+    x = torch.randn(1, 2, 8, 16, generator=torch.Generator().manual_seed(1))
+    program = torch.export.export(module, (x,))
+    (node,) = [n for n in program.graph.nodes if str(n.target) == "zoo.linear_attention.default"]
+    assert len(node.meta["val"]) == 7  # y and the six statistics of the Triton path
+    (got,) = run_in(session(program, (x,)))(x)
+    expected = linear_attention_reference(x, x.flip(-1), x * 0.5, variant="mala", rope_hw=(2, 4))
+    torch.testing.assert_close(got, expected, rtol=0, atol=ONNX_ULPS * torch.finfo(torch.float32).eps
+                               * expected.abs().max().item())
+
+
+def test_reference_decompositions_leave_plain_aten_ops():
+    """`zoo.kernels.reference_decompositions()` for ExportedProgram.run_decompositions: no zoo op is left."""
+    program = torch.export.export(_Call(_linear_attention), (torch.randn(2, 2, 8, 8),))
+    decomposed = program.run_decompositions(reference_decompositions())
+    assert not any(str(n.target).startswith("zoo.") for n in decomposed.graph.nodes)
+    ops = torch.ops.zoo
+    assert set(reference_decompositions()) == {ops.linear_attention.default, ops.multistep_lif.default,
+                                               ops.gaussian_attention.default, ops.bidirectional_gla.default}

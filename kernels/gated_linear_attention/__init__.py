@@ -34,8 +34,16 @@ import torch
 from torch.utils.flop_counter import register_flop_formula
 
 from .._dispatch import (
-    check_positive, check_same_device, check_tensor, reference_grads, requested_impl, resolve_impl, shape_error,
-    runs_reference_eagerly, triton_unsupported,
+    check_positive,
+    check_same_device,
+    check_tensor,
+    reference_grads,
+    register_reference_decomposition,
+    requested_impl,
+    resolve_impl,
+    runs_reference_eagerly,
+    shape_error,
+    triton_unsupported,
 )
 from .reference import bigla_chunked, bigla_recurrent
 
@@ -74,7 +82,7 @@ def bidirectional_gla_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a_f:
 
 
 @bidirectional_gla_op.register_fake
-def _(q, k, v, a_f, a_b, scale, impl):
+def _fake(q, k, v, a_f, a_b, scale, impl):
     _check_inputs(q, k, v, a_f, a_b)
     _path(q, k, v, a_f, a_b, impl)
     return v.new_empty((*q.shape[:3], v.shape[-1]))
@@ -109,6 +117,10 @@ def _backward(ctx, do):
 
 
 bidirectional_gla_op.register_autograd(_backward, setup_context=_setup_context)
+register_reference_decomposition(  # torch.onnx converts the op through its reference
+    torch.ops.zoo.bidirectional_gla.default,
+    lambda q, k, v, a_f, a_b, scale, impl: bigla_chunked(q, k, v, a_f, a_b, scale),
+    _fake)
 
 
 def bidirectional_gla_flops(q_shape, v_shape) -> int:

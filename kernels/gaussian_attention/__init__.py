@@ -35,10 +35,18 @@ import torch
 from torch.utils.flop_counter import register_flop_formula
 
 from .._dispatch import (
-    check_positive, check_same_device, check_tensor, reference_grads, requested_impl, resolve_impl, shape_error,
-    runs_reference_eagerly, triton_unsupported,
+    check_positive,
+    check_same_device,
+    check_tensor,
+    reference_grads,
+    register_reference_decomposition,
+    requested_impl,
+    resolve_impl,
+    runs_reference_eagerly,
+    shape_error,
+    triton_unsupported,
 )
-from .reference import gaussian_attention_reference, gaussian_kernel, squared_distance
+from .reference import _acc_dtype, gaussian_attention_reference, gaussian_kernel, squared_distance
 
 __all__ = ["gaussian_attention", "gaussian_attention_reference", "gaussian_kernel", "squared_distance",
            "gaussian_attention_flops"]
@@ -88,7 +96,7 @@ def gaussian_attention_op(q: torch.Tensor, landmarks: torch.Tensor, mixing: torc
 
 
 @gaussian_attention_op.register_fake
-def _(q, landmarks, mixing, v, impl):
+def _fake(q, landmarks, mixing, v, impl):
     _check_inputs(q, landmarks, mixing, v)
     out = v.new_empty(v.shape)
     if _path(q, landmarks, mixing, v, impl) == "reference":
@@ -127,6 +135,17 @@ def _backward(ctx, grads):
 
 
 gaussian_attention_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _functional_reference(q, landmarks, mixing, v, impl):
+    """gaussian_attention_reference with an out-of-place exp: a decomposition must not write in place."""
+    acc = _acc_dtype(q, landmarks, mixing, v)
+    k1 = torch.exp(squared_distance(q.to(acc), landmarks.to(acc), "expand") * -0.5)
+    return (k1 @ (mixing.to(acc) @ (k1.transpose(-1, -2) @ v.to(acc)))).to(v.dtype)
+
+
+register_reference_decomposition(  # torch.onnx converts the op through its reference
+    torch.ops.zoo.gaussian_attention.default, _functional_reference, _fake)
 
 
 def gaussian_attention_flops(q_shape, landmarks_shape, v_shape) -> int:

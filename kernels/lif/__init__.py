@@ -41,7 +41,13 @@ import torch
 from torch.utils.flop_counter import register_flop_formula
 
 from .._dispatch import (
-    FLOAT_DTYPES, check_tensor, reference_grads, requested_impl, resolve_impl, runs_reference_eagerly,
+    FLOAT_DTYPES,
+    check_tensor,
+    reference_grads,
+    register_reference_decomposition,
+    requested_impl,
+    resolve_impl,
+    runs_reference_eagerly,
     triton_unsupported,
 )
 from .reference import lif_backward_reference, multistep_lif_reference
@@ -76,7 +82,7 @@ def multistep_lif_op(x: torch.Tensor, tau: float, v_threshold: float, v_reset: f
 
 
 @multistep_lif_op.register_fake
-def _(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset, impl, store_membrane):
+def _fake(x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset, impl, store_membrane):
     _check_inputs(x, tau)
     return [x.new_empty(x.shape)]
 
@@ -114,6 +120,11 @@ def _backward(ctx, grads):
 
 
 multistep_lif_op.register_autograd(_backward, setup_context=_setup_context)
+register_reference_decomposition(  # torch.onnx converts the op through its reference
+    torch.ops.zoo.multistep_lif.default,
+    lambda x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset, impl, store_membrane: multistep_lif_reference(
+        x, tau, v_threshold, v_reset, surrogate_alpha, detach_reset),
+    _fake)
 
 
 def multistep_lif_flops(x_shape, backward: bool = False, detach_reset: bool = True) -> int:

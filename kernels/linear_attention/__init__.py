@@ -48,10 +48,24 @@ import torch
 from torch.utils.flop_counter import register_flop_formula
 
 from .._dispatch import (
-    check_positive, check_same_device, check_tensor, reference_grads, resolve_impl, requested_impl, runs_reference_eagerly,
-    shape_error, triton_unsupported,
+    check_positive,
+    check_same_device,
+    check_tensor,
+    reference_grads,
+    register_reference_decomposition,
+    requested_impl,
+    resolve_impl,
+    runs_reference_eagerly,
+    shape_error,
+    triton_unsupported,
 )
-from .reference import VARIANTS, apply_rope_2d, linear_attention_reference, rope_2d_angles, rope_2d_tables
+from .reference import (
+    VARIANTS,
+    apply_rope_2d,
+    linear_attention_reference,
+    rope_2d_angles,
+    rope_2d_tables,
+)
 
 __all__ = [
     "linear_attention", "linear_attention_reference", "rope_2d_angles", "rope_2d_tables", "apply_rope_2d",
@@ -146,7 +160,7 @@ def linear_attention_op(
 
 
 @linear_attention_op.register_fake
-def _(q, k, v, variant, rope_hw, eps, impl, block_n=64, chunks=None, num_warps=None):
+def _fake(q, k, v, variant, rope_hw, eps, impl, block_n=64, chunks=None, num_warps=None):
     _check_inputs(q, k, v, variant, rope_hw)
     if _path(q, impl) == "reference":
         return [q.new_empty(q.shape)]
@@ -192,6 +206,11 @@ def _backward(ctx, grads):
 
 
 linear_attention_op.register_autograd(_backward, setup_context=_setup_context)
+register_reference_decomposition(  # torch.onnx converts the op through its reference
+    torch.ops.zoo.linear_attention.default,
+    lambda q, k, v, variant, rope_hw, eps, impl, *launch: linear_attention_reference(
+        q, k, v, variant=variant, rope_hw=_hw(rope_hw), eps=eps),
+    _fake)
 
 
 def linear_attention_flops(variant: str, q_shape) -> int:
