@@ -52,7 +52,7 @@ def train_main() -> None:
 
 
 def validate_main(argv: Optional[list[str]] = None) -> None:
-    """`zoo-validate --model NAME (--pretrained | --checkpoint PATH) --data DIR`."""
+    """`zoo-validate --model NAME [NAME | WILDCARD ...] (--pretrained | --checkpoint PATH) --data DIR`."""
     from .validate import main
 
     sys.exit(main(argv))

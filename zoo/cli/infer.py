@@ -135,13 +135,16 @@ def _from_checkpoint(args: argparse.Namespace, model_kwargs: dict[str, Any]) -> 
 
         from zoo.train import checkpoint as ckpt
         from zoo.train.engine import create_model, preprocessing_cfg
-        from zoo.train.validate import _checkpoint_model
+        from zoo.train.validate import CheckpointError, checkpoint_model
     except ImportError as err:
         raise UsageError(f"--checkpoint reads zoo-train checkpoints, which needs the train extra "
                          f"({err.name} is missing): pip install 'zoo-backbones[train]'") from err
     if not Path(args.checkpoint).exists():
         raise UsageError(f"--checkpoint {args.checkpoint}: no such file or folder")
-    path, stored = _checkpoint_model(Path(args.checkpoint))
+    try:
+        path, stored = checkpoint_model(Path(args.checkpoint), prog="zoo-infer")
+    except CheckpointError as err:  # not a checkpoint, or its newest one unreadable: the message says what to pass
+        raise UsageError(str(err)) from err
     model_cfg: dict[str, Any] = {"name": args.model, "kwargs": model_kwargs}
     overlay = None
     if stored:

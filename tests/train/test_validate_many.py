@@ -1,0 +1,113 @@
+"""zoo-validate on the embedded digits model, and on several models at once (issue 21, item 4).
+
+- `--checkpoint <run dir>` resolves to the run's newest checkpoint and says which; a newest checkpoint
+  that cannot be read is an error naming it and the readable older ones, never a silent fall-back;
+- its scores equal those the training run computed on the same images;
+- names and wildcards, `--results-file` in timm's results-imagenet.csv columns plus the paper's top-1,
+  `--img-size` / `--crop-pct` / `--interpolation` reach the preprocessing.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from train_helpers import run_train
+from zoo.train import checkpoint as ckpt
+from zoo.train.validate import RESULT_FIELDS, main
+
+# The embedded default (the digits RAVLT of configs/model/ravlt_digits.yaml on configs/data/digits.yaml),
+# two optimizer steps: a trained checkpoint whose scores the run itself recorded.
+SHORT = ["sched.epochs=1", "debug.max_steps_per_epoch=2", "progress=false", "tensorboard=false", "ema.enabled=false"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> tuple[Path, dict, Path]:
+    """(run dir, its summary.json, the digits image folder)."""
+    cache = tmp_path_factory.mktemp("zoo_cache_validate")
+    run_dir = tmp_path_factory.mktemp("run") / "digits"
+    proc = run_train(SHORT + [f"output_dir={run_dir}"], cache, run_dir.parent, threads=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, json.loads((run_dir / "summary.json").read_text()), cache / "digits"
+
+
+def validate_args(data: Path, *extra: str) -> list[str]:
+    return ["--data", str(data), "--device", "cpu", "--workers", "0", "--batch-size", "90", *extra]
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_run_dir_resolves_to_its_newest_checkpoint_and_scores_as_the_run(digits_run, capsys) -> None:
+    run_dir, summary, data = digits_run
+    assert main(validate_args(data, "--checkpoint", str(run_dir))) == 0
+    captured = capsys.readouterr()
+    result = last_json(captured.out)
+    newest = ckpt.list_checkpoints(run_dir / "checkpoints")[-1]
+    assert f"using its newest checkpoint {newest}" in captured.err
+    assert Path(summary["checkpoint"]) == newest
+    assert result["model"] == "ravlt_t" and result["images"] == 360 and result["precision"] == "fp32"
+    assert result["top1"] == pytest.approx(summary["final_top1"], abs=1e-3)
+    assert result["top5"] == pytest.approx(summary["final_top5"], abs=1e-3)
+    assert result["top1_err"] == pytest.approx(100 - result["top1"], abs=1e-3)
+    assert result["img_size"] == 32 and result["crop_pct"] == 1.0 and result["interpolation"] == "bilinear"
+
+
+def test_an_unreadable_newest_checkpoint_is_an_error_not_an_older_one(digits_run, tmp_path, capsys) -> None:
+    run_dir, summary, data = digits_run
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "checkpoints", run / "checkpoints")
+    older = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    newer = run / "checkpoints" / f"step-{ckpt.step_of(older) + 1}"
+    shutil.copytree(older, newer)
+    (newer / ckpt.MODEL_FILE).write_bytes(b"truncated")
+    assert main(validate_args(data, "--checkpoint", str(run))) == 2
+    err = capsys.readouterr().err
+    assert f"its newest checkpoint {newer} cannot be read" in err and ckpt.MODEL_FILE in err
+    assert f"Pass an older one explicitly to use it: {older}" in err
+    assert main(validate_args(data, "--checkpoint", str(tmp_path / "empty_dir_that_is_not_there"))) == 2
+    assert "does not exist; expected a checkpoint directory step-<n>" in capsys.readouterr().err
+
+
+def test_many_models_with_wildcards_write_a_results_file(tmp_path, capsys) -> None:
+    """Two models (a name and a wildcard) with random weights, one block per stage, on six small images."""
+    data = tmp_path / "data"
+    for c in range(2):
+        (data / "validation" / f"class{c}").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20, 24), (40 * i, 100 * c, 50)).save(data / "validation" / f"class{c}" / f"{i}.png")
+    results = tmp_path / "results.csv"
+    assert main(validate_args(data, "--model", "ravlt_t", "poolformerv1_s1?", "--num-classes", "2",
+                              "--model-kwargs", json.dumps({"depths": [1, 1, 1, 1]}),
+                              "--img-size", "32", "--crop-pct", "1.0", "--interpolation", "bicubic",
+                              "--results-file", str(results))) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    with open(results, newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == RESULT_FIELDS
+        rows = list(reader)
+    assert [r["model"] for r in rows] == ["ravlt_t", "poolformerv1_s12"] == [p["model"] for p in printed]
+    for row, result in zip(rows, printed, strict=True):
+        assert result["images"] == 6 and result["data_config"]["input_size"] == [3, 32, 32]
+        assert (row["img_size"], row["crop_pct"], row["interpolation"]) == ("32", "1.0", "bicubic")
+        assert float(row["top1"]) == pytest.approx(result["top1"]) and float(row["top1_err"]) == pytest.approx(
+            100 - result["top1"], abs=1e-3)
+        assert float(row["top5_err"]) == pytest.approx(100 - float(row["top5"]), abs=1e-3)
+    from zoo import metadata
+    for row in rows:
+        reported = metadata.reported_top1(row["model"])
+        if reported is None:
+            assert row["paper_top1"] == "" and row["top1_diff"] == ""
+        else:
+            assert float(row["paper_top1"]) == reported
+            assert float(row["top1_diff"]) == pytest.approx(float(row["top1"]) - reported, abs=1e-3)
+
+
+def test_one_checkpoint_for_several_models_is_refused(digits_run, capsys) -> None:
+    run_dir, _, data = digits_run
+    assert main(validate_args(data, "--checkpoint", str(run_dir), "--model", "ravlt_*")) == 2
+    assert "--checkpoint holds one model's weights" in capsys.readouterr().err
