@@ -200,6 +200,7 @@ def weights_dir(tmp_path, monkeypatch) -> Path:
     directory = tmp_path / "weights"
     directory.mkdir()
     monkeypatch.setenv(pretrained.WEIGHTS_DIR_ENV, str(directory))
+    monkeypatch.setenv(pretrained.ALLOW_UNCONFIRMED_ENV, "1")  # MISSING has unconfirmed tags (test_weights_trust.py)
 
     def offline(url, hf_hub_id, filename, destination):
         raise AssertionError(f"a file in the weights dir must not be downloaded again ({url or hf_hub_id})")

@@ -26,6 +26,7 @@ class NotAllowed:
 @pytest.fixture
 def weights_dir(tmp_path, monkeypatch):
     monkeypatch.setenv(pretrained.WEIGHTS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(pretrained.ALLOW_UNCONFIRMED_ENV, "1")  # mavit_s below: the opt-in is tested elsewhere
 
     def offline(url, hf_hub_id, filename, destination):
         raise ConnectionError("no network in tests")

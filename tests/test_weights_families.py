@@ -70,10 +70,12 @@ class Offline:
 
 @pytest.fixture
 def weights(tmp_path, monkeypatch) -> Offline:
-    """An empty $ZOO_WEIGHTS_DIR, and no downloads (each attempt is recorded, then fails)."""
+    """An empty $ZOO_WEIGHTS_DIR, and no downloads (each attempt is recorded, then fails). Unconfirmed tags
+    (mavit_t, vig_*) load here: these tests are about the loading path; test_weights_trust.py tests the opt-in."""
     directory = tmp_path / "weights"
     directory.mkdir()
     monkeypatch.setenv(pretrained.WEIGHTS_DIR_ENV, str(directory))
+    monkeypatch.setenv(pretrained.ALLOW_UNCONFIRMED_ENV, "1")
     calls: list = []
 
     def offline(url, hf_hub_id, filename, destination):

@@ -5,6 +5,7 @@
 """
 from . import models  # noqa: F401  (registers the architectures)
 from .factory import UnknownModelError, create_model, list_models
+from .pretrained import allow_unconfirmed_weights
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "UnknownModelError", "__version__"]
+__all__ = ["create_model", "list_models", "UnknownModelError", "allow_unconfirmed_weights", "__version__"]

@@ -30,7 +30,7 @@ from timm.layers import DropPath, LayerNorm2d, SelectAdaptivePool2d, trunc_norma
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 
-from ..pretrained import build_zoo_model
+from ..pretrained import build_zoo_model, unconfirmed_weights
 from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input, model_name
 from ..layers.checks import check_model_args, handles_empty_batch
 from ..layers.ggem import supports_ggem
@@ -415,14 +415,20 @@ _mavit_cfg = partial(
     paper_name="Rectifying Magnitude Neglect in Linear Attention", origin_url="https://github.com/qhfan/MALA",
     notes=("no license is stated for the code or the weights",))
 
+# MAViT's README links only the repository; its history shows MAViT_L.pth, and T/S/B are assumed to follow
+# that pattern (mala.md §3). Unconfirmed tags load only after zoo.allow_unconfirmed_weights() (zoo.pretrained).
+_mavit_guessed = partial(_mavit_cfg, notes=_mavit_cfg.keywords["notes"] + (unconfirmed_weights(
+    "file name unconfirmed: the official README links only the repository tree (aldjalkdf/MAViT), whose "
+    "history shows MAViT_L.pth; this name follows that pattern"),))
+
 default_cfgs = generate_default_cfgs({
     "ravlt_t.in1k": _ravlt_cfg("RAVLT_T.pth"),
     "ravlt_s.in1k": _ravlt_cfg("RAVLT_S.pth"),
     "ravlt_b.in1k": _ravlt_cfg("RAVLT_B.pth"),
     "ravlt_l.in1k": _ravlt_cfg("RAVLT_L.pth"),
-    "mavit_t.in1k": _mavit_cfg("MAViT_T.pth"),
-    "mavit_s.in1k": _mavit_cfg("MAViT_S.pth"),
-    "mavit_b.in1k": _mavit_cfg("MAViT_B.pth"),
+    "mavit_t.in1k": _mavit_guessed("MAViT_T.pth"),
+    "mavit_s.in1k": _mavit_guessed("MAViT_S.pth"),
+    "mavit_b.in1k": _mavit_guessed("MAViT_B.pth"),
     "mavit_l.in1k": _mavit_cfg("MAViT_L.pth"),
 })
 

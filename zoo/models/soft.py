@@ -43,7 +43,7 @@ from torch.utils.checkpoint import checkpoint
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
 from ..layers.ggem import supports_ggem
 from ..layers.soft_attention import SoftAttention
-from ..pretrained import OfficialFile, build_zoo_model, register_official_files
+from ..pretrained import OfficialFile, build_zoo_model, register_official_files, unconfirmed_weights
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
 
@@ -594,8 +594,21 @@ _RELEASED = {
     "soft_norm_large.in1k": "SOFT_Large_norm",
 }
 
+# One file, two architectures: it fits at most one of them (the checkpoint filter says which).
+_SMALL_NORM_UNCONFIRMED = unconfirmed_weights(
+    "contents unconfirmed: SOFT_Small_norm.pth is the README's 24M model, which the code's soft_small depths "
+    "(38.9M) cannot be; soft_norm_small_24m's depths are inferred from the README's size (specs/soft.md §3)")
+
+
+def _released_cfg(tag: str, checkpoint: str) -> dict[str, Any]:
+    cfg = _cfg(checkpoint, tag.startswith("soft_norm_"))
+    if checkpoint == "SOFT_Small_norm":
+        cfg["notes"] += (_SMALL_NORM_UNCONFIRMED,)
+    return cfg
+
+
 default_cfgs = generate_default_cfgs({
-    **{tag: _cfg(checkpoint, tag.startswith("soft_norm_")) for tag, checkpoint in _RELEASED.items()},
+    **{tag: _released_cfg(tag, checkpoint) for tag, checkpoint in _RELEASED.items()},
     "soft_small": _cfg(),
     "soft_small_24m": _cfg(),
     "soft_medium": _cfg(),

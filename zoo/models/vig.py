@@ -52,7 +52,7 @@ from torch import nn
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
 from ..layers.ggem import supports_ggem
 from ..layers.gla import BidirectionalGLA
-from ..pretrained import OfficialFile, build_zoo_model, register_official_files
+from ..pretrained import OfficialFile, build_zoo_model, register_official_files, unconfirmed_weights
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_staged, staged_intermediates
 
@@ -668,7 +668,8 @@ def _cfg(filename: str, **kwargs: Any) -> dict[str, Any]:
         "license": "mit", "paper_ids": "arXiv:2405.18425",
         "paper_name": "ViG: Linear-complexity Visual Sequence Learning with Gated Linear Attention",
         "origin_url": "https://github.com/hustvl/ViG",
-        "notes": ("hf_hub_filename unverified: the official README links only the repository tree",),
+        "notes": (unconfirmed_weights("file name unconfirmed: the official README links only the repository "
+                                      "tree (hustvl/ViG), which was not readable; this name is a guess"),),
         **kwargs,
     }
 
