@@ -122,21 +122,22 @@ def paper_precision(model_name: str) -> str:
     """The dtype a model's paper evaluated in on a GPU: 'fp32' where the recipe runs without AMP, else 'fp16'.
 
     The zoo's recipe (configs/experiment/<model>_in1k.yaml) states the paper's setting: fp32 where the
-    official code turns AMP off (plain ViG, SOFT), and otherwise the papers' fp16 autocast (their
+    official code runs without AMP (plain ViG, SOFT, iFormer-S/B), and otherwise the papers' fp16 autocast (their
     recipes train in bf16 only because it needs no loss scaler). Models without a recipe (timm's, MAXIM,
     the GGeM ViTs): fp16, timm's validate default.
     """
+    from importlib import resources
+
     from hydra import compose, initialize_config_module
-    from hydra.errors import MissingConfigException
 
     from .schema import register_configs
 
+    experiment = f"{model_name.split('.')[0]}_in1k"
+    if not resources.files("zoo.configs").joinpath("experiment", f"{experiment}.yaml").is_file():
+        return "fp16"  # (the train config's experiment group is optional: Hydra would ignore a missing one)
     register_configs()
-    try:
-        with initialize_config_module(config_module="zoo.configs", version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[f"experiment={model_name.split('.')[0]}_in1k"])
-    except MissingConfigException:
-        return "fp16"
+    with initialize_config_module(config_module="zoo.configs", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
     return "fp32" if cfg.precision == "fp32" else "fp16"
 
 

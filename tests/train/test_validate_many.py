@@ -111,3 +111,15 @@ def test_one_checkpoint_for_several_models_is_refused(digits_run, capsys) -> Non
     run_dir, _, data = digits_run
     assert main(validate_args(data, "--checkpoint", str(run_dir), "--model", "ravlt_*")) == 2
     assert "--checkpoint holds one model's weights" in capsys.readouterr().err
+
+
+def test_paper_precision_follows_the_recipes() -> None:
+    """On a GPU, --precision auto evaluates in the papers' dtype: fp32 where the official recipe turns AMP off
+    (plain ViG: AMP_ENABLE False, specs/vig.md), fp16 autocast for the AMP papers, fp16 without a recipe."""
+    from zoo.train.validate import paper_precision
+
+    assert paper_precision("vig_t") == "fp32" and paper_precision("soft_tiny") == "fp32"
+    assert paper_precision("inception_transformer_small") == "fp32"  # apex AMP for iFormer-L only
+    assert paper_precision("inception_transformer_large") == "fp16"
+    assert paper_precision("ravlt_t") == "fp16"
+    assert paper_precision("deit_small_patch16_224") == "fp16"
