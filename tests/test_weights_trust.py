@@ -162,7 +162,8 @@ def test_a_hugging_face_file_is_checked_too(tmp_path, weights_dir, monkeypatch):
     cached.parent.mkdir()
     cached.write_bytes(b"what the hub sent")
     calls = []
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name: calls.append((repo, name)) or str(cached))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo, name: calls.append((repo, name)) or str(cached))
     cfg = {"tag": "hub", "hf_hub_id": "someone/repo", "hf_hub_filename": "w.pth"}
     register(monkeypatch, "trust_probe.hub", OfficialFile("w.pth", "https://huggingface.co/someone/repo",
                                                           sha256=sha256(b"what the hub sent")))
@@ -231,7 +232,8 @@ def fake_drive(server: Server, file_id: str, data: bytes, name: str) -> None:
     uuid = "8c1d5b1e-test"
 
     def uc(query):
-        return 303, {"Location": f"https://drive.usercontent.google.com/download?id={query['id'][0]}&export=download"}, b""
+        location = f"https://drive.usercontent.google.com/download?id={query['id'][0]}&export=download"
+        return 303, {"Location": location}, b""
 
     def download(query):
         if query.get("id") != [file_id]:
@@ -294,8 +296,8 @@ def test_soft_weights_come_through_gdown_past_the_confirmation_page(drive, weigh
     data = soft_checkpoint(golden)
     fake_drive(drive, SOFT_TINY_DRIVE_ID, data, "SOFT_Tiny.pth")
     kwargs = zoo_kwargs(golden)
-    model = timm.create_model("soft_tiny", pretrained=True, pretrained_cfg_overlay=dict(num_classes=kwargs["num_classes"]),
-                              **kwargs).eval()
+    overlay = dict(num_classes=kwargs["num_classes"])
+    model = timm.create_model("soft_tiny", pretrained=True, pretrained_cfg_overlay=overlay, **kwargs).eval()
     assert model.pretrained_cfg["file"] == str(weights_dir / "SOFT_Tiny.pth")
     assert (weights_dir / "SOFT_Tiny.pth").read_bytes() == data
     assert sorted(p.name for p in weights_dir.iterdir()) == ["SOFT_Tiny.pth"]  # no temporary files left

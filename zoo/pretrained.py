@@ -230,7 +230,7 @@ def unconfirmed_reason(cfg: Any) -> str | None:
 
 
 def unconfirmed_weights_allowed() -> bool:
-    """Whether the user opted in: `allow_unconfirmed_weights()`, else ZOO_ALLOW_UNCONFIRMED_WEIGHTS set to 1/true/yes."""
+    """Whether the user opted in: `allow_unconfirmed_weights()`, else ZOO_ALLOW_UNCONFIRMED_WEIGHTS=1 (or true, yes)."""
     if _allow_unconfirmed is not None:
         return _allow_unconfirmed
     return os.environ.get(ALLOW_UNCONFIRMED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
