@@ -1,11 +1,7 @@
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))  # tests/golden.py, tests/rows
 
 # Under pytest-xdist every worker gets one thread (workers x threads = cores; oversubscribed
 # OpenMP threads spin and slow everything several-fold); a plain run uses up to two.

@@ -19,7 +19,8 @@ import torch
 import zoo
 import zoo.pretrained
 from rows import ModelRow, all_rows
-from zoo.layers.ggem import GGeM, apply_ggem
+from zoo.layers.ggem import GGeM
+from zoo.models import apply_ggem
 
 BATCH = 2
 

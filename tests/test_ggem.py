@@ -13,7 +13,8 @@ from torch import nn
 
 import zoo
 from golden import GOLDEN_DIR, load_golden
-from zoo.layers.ggem import GGeM, apply_ggem, ggem, remove_ggem, supports_ggem
+from zoo.layers.ggem import GGeM, ggem
+from zoo.models import apply_ggem, remove_ggem, supports_ggem
 
 FIXTURES = ["ggem__vit_tokens", "ggem__cnn_nchw", "ggem__tokens_wide_range"]
 
@@ -412,3 +413,16 @@ def test_global_pool_ggem_by_name(name, size, kwargs):
     assert before.shape == (2, 1000) and torch.isfinite(before).all()
     if not name.startswith("maxformer"):  # its head thresholds the pooled values into spikes: p may flip none
         assert not torch.allclose(before, after)
+
+
+def test_moved_model_surgery_keeps_its_old_names_with_a_warning():
+    """apply_ggem and friends moved from zoo.layers(.ggem) to zoo.models; the old names warn and still work."""
+    import zoo.layers
+    import zoo.layers.ggem
+    import zoo.models
+
+    for module in (zoo.layers, zoo.layers.ggem):
+        with pytest.warns(DeprecationWarning, match="moved to zoo.models.apply_ggem"):
+            assert module.apply_ggem is zoo.models.apply_ggem
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = zoo.layers.ggem.no_such_name

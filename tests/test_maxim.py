@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 import zoo
 import zoo.pretrained
 from zoo.cli import restore_image as restore
-from zoo.flax_convert import load_npz
+from zoo.pretrained import load_npz
 from zoo.models import maxim
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.maxim import MAXIM, checkpoint_filter_fn, pad_input

@@ -16,7 +16,7 @@ instructions: the file name, where to get it, and where to put it.
 
 Families covered: ravlt, mavit, inline (PVT, the cheapest of the four backbones),
 vig, inception_transformer, maxformer, maxim, poolformerv1, soft; and the GGeM ViTs
-(ggem_models), which have no official checkpoint and no fixture: their tags load
+(ggem), which have no official checkpoint and no fixture: their tags load
 timm's ViT weights, checked against timm's own ViT.
 """
 from __future__ import annotations
@@ -338,7 +338,7 @@ def test_ggem_vit_takes_timm_vit_weights_from_the_weights_dir_and_through_zoo_co
 def test_every_landed_family_is_covered():
     """A family that moves to build_zoo_model (or lands) shows up here until it gets a fixture above."""
     covered = {"ravlt", "inline", "vig", "inception_transformer", "maxformer", "maxim", "poolformerv1", "soft",
-               "ggem_models"}  # ravlt.py holds mavit
+               "ggem"}  # ravlt.py holds mavit
     models = Path(importlib.import_module("zoo.models").__file__).parent
     families = {p.stem for p in models.glob("*.py") if not p.stem.startswith("_")}
     on_zoo_loader = {stem for stem in families if "build_zoo_model(" in (models / f"{stem}.py").read_text()}

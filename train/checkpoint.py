@@ -20,13 +20,11 @@ pass through the model family's `checkpoint_filter_fn`, which resizes what depen
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import random
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +35,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_model
 
-from zoo.layers.checks import model_name
-from zoo.models._checkpoint import mismatch_report
+# Fitting weights to a model is zoo's (the family filters live there); the names stay importable from here.
+from zoo.models import WeightsMismatchError, family_filter  # noqa: F401
+from zoo.pretrained import filter_for
 
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
@@ -264,80 +263,21 @@ def load_weights(model: torch.nn.Module, path: Path, ema: bool = False, adapt: b
 
     Strict and exact by default (resumes, and init checkpoints of the very model being trained). With
     `adapt`, the weights first go through the model family's `checkpoint_filter_fn(state_dict, model)` (see
-    `adapt_state_dict`), e.g. 224 weights into the 384 model of a fine-tune; the load is still strict.
+    `zoo.pretrained.filter_for`), e.g. 224 weights into the 384 model of a fine-tune; the load is still strict.
     """
     path = Path(path)
     file = path if path.is_file() else path / (EMA_FILE if ema else MODEL_FILE)
     if not adapt:
         load_model(model, str(file), strict=True)
         return
-    state_dict = adapt_state_dict(load_file(str(file)), model, source=str(file))
+    state_dict = filter_for(model)(load_file(str(file)), source=str(file))
     model.load_state_dict(state_dict, strict=True)
-
-
-class WeightsMismatchError(RuntimeError):
-    """Weights that do not fit the model, even after the family's checkpoint filter."""
-
-
-def family_filter(model: torch.nn.Module) -> tuple[str, Callable[..., dict[str, torch.Tensor]]]:
-    """(module name, `checkpoint_filter_fn`) of the family the model was created from.
-
-    The module is the one that registered the model's architecture with timm (its entrypoint's module: the
-    file whose `checkpoint_filter_fn` timm's `build_model_with_cfg` uses for the official weights), else the
-    module that defines the model's class.
-    """
-    import timm
-
-    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
-    candidates = []
-    if arch and timm.is_model(arch):
-        candidates.append(timm.models.model_entrypoint(arch).__module__)
-    candidates.append(type(model).__module__)
-    for name in candidates:
-        fn = getattr(sys.modules.get(name) or importlib.import_module(name), "checkpoint_filter_fn", None)
-        if callable(fn):
-            return name, fn
-    raise WeightsMismatchError(
-        f"cannot adapt weights to {arch or type(model).__name__}: no checkpoint_filter_fn in "
-        f"{' or '.join(dict.fromkeys(candidates))}")
-
-
-def _add_tied_aliases(state_dict: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """safetensors' save_model keeps one name of tensors that share memory: give the others back."""
-    groups: dict[tuple, list[str]] = {}
-    for key, value in model.state_dict().items():
-        if value.device.type != "meta" and value.numel():
-            groups.setdefault((value.untyped_storage().data_ptr(), value.storage_offset(), value.shape), []).append(key)
-    out = dict(state_dict)
-    for keys in groups.values():
-        present = [k for k in keys if k in out]
-        for key in keys:
-            if present and key not in out:
-                out[key] = out[present[0]]
-    return out
 
 
 def adapt_state_dict(state_dict: dict[str, torch.Tensor], model: torch.nn.Module,
                      source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """`state_dict` made to fit `model` as the family's own filter adapts official weights.
-
-    The zoo's filters resize what depends on the input resolution (iFormer pos-embeds, InLine-Swin
-    relative-position tables, DeiT / PVT pos-embeds) and leave same-size weights unchanged. Anything else
-    that differs (another width or depth, another number of classes: the fine-tunes keep the head) fails
-    with the keys named.
-    """
-    module, filter_fn = family_filter(model)
-    arch = model_name(model)
-    try:
-        adapted = filter_fn(_add_tied_aliases(state_dict, model), model)
-    except Exception as err:  # the filter's own report (zoo filters list missing / mis-shaped keys)
-        raise WeightsMismatchError(
-            f"{source} cannot be adapted to {arch} by {module}.checkpoint_filter_fn:\n{err}") from err
-    adapted = _add_tied_aliases(dict(adapted), model)
-    report = mismatch_report(f"{source} does not fit {arch} after {module}.checkpoint_filter_fn:", adapted, model)
-    if report:
-        raise WeightsMismatchError(report)
-    return adapted
+    """`zoo.pretrained.filter_for(model)(state_dict, source)`: kept for callers of the older name."""
+    return filter_for(model)(state_dict, source=source)
 
 
 # RNG states as tensors and plain values (loadable with weights_only=True).

@@ -4,13 +4,8 @@ The Triton path runs under TRITON_INTERPRET=1 on CPU (kernel_checks.py), on the 
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/golden.py
 
 from golden import GOLDEN_DIR, load_golden  # noqa: E402
 from kernel_checks import DEVICE, needs_triton  # noqa: E402

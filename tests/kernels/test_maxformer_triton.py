@@ -1,13 +1,8 @@
 """Max-Former with every LIF on the Triton kernel (the interpreter on CPU): fixtures, and training gradients."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/golden.py
 
 import zoo  # noqa: E402
 from golden import load_golden  # noqa: E402

@@ -7,15 +7,10 @@ matrix products; the LIF neuron's elementwise operations), for a known shape.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-
-sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: golden.py and the family tests' builders
 
 import zoo  # noqa: E402
 from golden import load_golden  # noqa: E402

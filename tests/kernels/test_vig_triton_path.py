@@ -1,13 +1,9 @@
 """The four ViG golden fixtures on the Triton path (interpreter on CPU, real Triton on a GPU)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
 import test_vig as t  # noqa: E402  (fixture helpers)
 from golden import load_golden  # noqa: E402
 from kernel_checks import DEVICE, needs_triton  # noqa: E402

@@ -186,7 +186,7 @@ def test_layer_decay_constructor_scales_backbone_lrs():
 
 
 def test_official_detector_checkpoint_converts_to_the_zoo_layout(tmp_path):
-    from zoo.mm.convert import convert_mm_checkpoint
+    from zoo.mm.official_weights import convert_mm_checkpoint
 
     golden = load_golden("ravlt__tiny_cfg_det_backbone")
     neck = {"neck.lateral_convs.0.conv.weight": torch.randn(8, 16, 1, 1)}

@@ -1,4 +1,4 @@
-"""ViTs with GGeM pooling (zoo.models.ggem_models).
+"""ViTs with GGeM pooling (zoo.models.ggem).
 
 Counts: timm's vit_base_patch16_224 (86,567,656) / vit_large_patch16_224 (304,326,632)
 parameters plus GGeM's G exponents, G = heads = 12 / 16 (specs/ggem.md §2.5-2.6: p is

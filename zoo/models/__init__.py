@@ -6,6 +6,31 @@ imported, so adding a family is adding one file.
 import importlib as _importlib
 import pkgutil as _pkgutil
 
+# The public names of the private helper modules (code outside zoo/models imports these, never `_*` modules).
+from ._checkpoint import (
+    CheckpointMismatchError,
+    WeightsMismatchError,
+    adapt_state_dict,
+    family_filter,
+)
+from ._ggem_surgery import (
+    GGEM_KWARGS,
+    apply_ggem,
+    check_ggem_groups,
+    default_ggem_groups,
+    fill_missing_ggem_p,
+    pooled_width,
+    pop_ggem_kwargs,
+    remove_ggem,
+    supports_ggem,
+)
+
+__all__ = [
+    "FAMILIES", "CheckpointMismatchError", "WeightsMismatchError", "adapt_state_dict", "family_filter",
+    "GGEM_KWARGS", "apply_ggem", "check_ggem_groups", "default_ggem_groups", "fill_missing_ggem_p",
+    "pooled_width", "pop_ggem_kwargs", "remove_ggem", "supports_ggem",
+]
+
 FAMILIES = tuple(sorted(info.name for info in _pkgutil.iter_modules(__path__) if not info.name.startswith("_")))
 for _name in FAMILIES:
     _importlib.import_module(f"{__name__}.{_name}")

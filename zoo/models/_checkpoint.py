@@ -1,4 +1,6 @@
-"""Helpers every family's `checkpoint_filter_fn` is built from.
+"""Key remapping: the helpers every family's `checkpoint_filter_fn` is built from, and the one way to
+make a state dict fit a built model through its family's filter (`adapt_state_dict`, public as
+`zoo.pretrained.filter_for`).
 
 An official checkpoint arrives wrapped (`{'model': ...}`, `{'state_dict': ...}`),
 with `module.` (DDP) or `backbone.` (mmdet / mmseg) prefixes and official key
@@ -9,7 +11,9 @@ silently converted load through.
 """
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -143,3 +147,75 @@ def mismatch_report(
             shown = "\n    ".join(keys[:most]) + (f"\n    ... and {len(keys) - most} more" if len(keys) > most else "")
             lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- a state dict fitted to a built model
+
+class WeightsMismatchError(CheckpointMismatchError):
+    """Weights that do not fit the model, even after the family's checkpoint filter."""
+
+
+def family_filter(model: nn.Module) -> tuple[str, Callable[..., dict[str, torch.Tensor]]]:
+    """(module name, `checkpoint_filter_fn`) of the family the model was created from.
+
+    The module is the one that registered the model's architecture with timm (its entrypoint's module: the
+    file whose `checkpoint_filter_fn` timm's `build_model_with_cfg` uses for the official weights), else the
+    module that defines the model's class.
+    """
+    import timm
+
+    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
+    candidates = []
+    if arch and timm.is_model(arch):
+        candidates.append(timm.models.model_entrypoint(arch).__module__)
+    candidates.append(type(model).__module__)
+    for name in candidates:
+        fn = getattr(sys.modules.get(name) or importlib.import_module(name), "checkpoint_filter_fn", None)
+        if callable(fn):
+            return name, fn
+    raise WeightsMismatchError(
+        f"cannot adapt weights to {arch or type(model).__name__}: no checkpoint_filter_fn in "
+        f"{' or '.join(dict.fromkeys(candidates))}")
+
+
+def _add_tied_aliases(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """safetensors' save_model keeps one name of tensors that share memory: give the others back."""
+    groups: dict[tuple, list[str]] = {}
+    for key, value in model.state_dict().items():
+        if value.device.type != "meta" and value.numel():
+            groups.setdefault((value.untyped_storage().data_ptr(), value.storage_offset(), value.shape), []).append(key)
+    out = dict(state_dict)
+    for keys in groups.values():
+        present = [k for k in keys if k in out]
+        for key in keys:
+            if present and key not in out:
+                out[key] = out[present[0]]
+    return out
+
+
+def adapt_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, source: str = "checkpoint",
+                     exact: bool = True) -> dict[str, torch.Tensor]:
+    """`state_dict` made to fit `model` as the family's own filter adapts official weights.
+
+    The zoo's filters resize what depends on the input resolution (iFormer pos-embeds, InLine-Swin
+    relative-position tables, DeiT / PVT pos-embeds) and leave same-size weights unchanged. With `exact`
+    (training's init checkpoints) anything else that differs (another width or depth, another number of
+    classes: the fine-tunes keep the head) fails with the keys named, and tensors that safetensors stored
+    once under one of their tied names are given back their other names. Without it the family filter's own
+    check is the only one (it lets the classifier differ, as timm's loader does).
+    """
+    module, filter_fn = family_filter(model)
+    arch = model_name(model)
+    loaded = _add_tied_aliases(state_dict, model) if exact else dict(state_dict)
+    try:
+        adapted = dict(filter_fn(loaded, model))
+    except Exception as err:  # the filter's own report (zoo filters list missing / mis-shaped keys)
+        raise WeightsMismatchError(
+            f"{source} cannot be adapted to {arch} by {module}.checkpoint_filter_fn:\n{err}") from err
+    if not exact:
+        return adapted
+    adapted = _add_tied_aliases(adapted, model)
+    report = mismatch_report(f"{source} does not fit {arch} after {module}.checkpoint_filter_fn:", adapted, model)
+    if report:
+        raise WeightsMismatchError(report)
+    return adapted

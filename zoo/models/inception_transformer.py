@@ -42,10 +42,10 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
-from ..layers.ggem import supports_ggem
 from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
+from ._ggem_surgery import supports_ggem
 
 __all__ = ["InceptionTransformer"]
 
@@ -375,14 +375,10 @@ class InceptionTransformer(nn.Module):
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)
 
-    @property
-    def pretrained_cfg_name(self) -> str:
-        return model_name(self)
-
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
             return
-        name = self.pretrained_cfg_name
+        name = model_name(self)
         check_image_input(x, self.in_chans, name)
         # Token grid of stage i: ceil(size / 4 / 2**i) (3x3 stride-2 convs with padding 1).
         h, w = x.shape[-2:]

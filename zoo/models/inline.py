@@ -42,11 +42,11 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name, shared_model_args
-from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.inline_attention import DynamicLocalConv, InLineAttention, linear_attention
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
+from ._ggem_surgery import supports_ggem
 
 __all__ = ["InLineDeiT", "InLineSwin", "InLinePVT", "InLineCSwin"]
 

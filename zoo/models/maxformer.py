@@ -38,11 +38,11 @@ from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
-from ..layers.ggem import supports_ggem
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.spiking import MultiStepLIF
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages
+from ._ggem_surgery import supports_ggem
 
 __all__ = ["MaxFormer"]
 
@@ -405,18 +405,14 @@ class MaxFormer(nn.Module):
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)
 
-    @property
-    def pretrained_cfg_name(self) -> str:
-        return model_name(self)
-
     def _time_major_input(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) image -> (T, B, C, H, W), the image at every step; (B, T', C, H, W) frames -> (T', B, ...)."""
         if torch.jit.is_scripting():
             return x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
         if x.ndim == 5:  # a sequence of frames (event data), as the official forward accepts
-            check_image_input(x.flatten(0, 1), self.in_chans, self.pretrained_cfg_name, multiple_of=PATCH)
+            check_image_input(x.flatten(0, 1), self.in_chans, model_name(self), multiple_of=PATCH)
             return x.transpose(0, 1).contiguous()
-        check_image_input(x, self.in_chans, self.pretrained_cfg_name, multiple_of=PATCH)
+        check_image_input(x, self.in_chans, model_name(self), multiple_of=PATCH)
         return x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
 
     def forward_intermediates(

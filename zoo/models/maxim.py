@@ -23,7 +23,7 @@ PyTorch defaults and are kept as the official code computes them: GELU in its
 tanh form, LayerNorm eps 1e-6, LeakyReLU slope 0.2, bilinear resizing with
 antialiasing and half-pixel centres (`jax.image.resize`), nearest resizing with
 half-pixel centres (`nearest-exact`), and the 2x2 ConvTranspose whose Flax
-kernel is flipped spatially on conversion (`zoo.flax_convert`).
+kernel is flipped spatially on conversion (`zoo/models/_flax_layout.py`).
 `grid_size_lr` is accepted and, as in the official code, never read: low-res
 levels and the bottleneck use `block_size_lr` as their grid size.
 
@@ -51,10 +51,10 @@ from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..flax_convert import OPTIMIZER_TARGET, conv_kernel, conv_transpose_kernel, dense_kernel, is_flax_tree
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
-from ..pretrained import OfficialFile, build_zoo_model, register_official_files
+from ..pretrained import OPTIMIZER_TARGET, OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, strip_prefixes, unwrap_state_dict
+from ._flax_layout import conv_kernel, conv_transpose_kernel, dense_kernel, is_flax_tree
 
 __all__ = ["MAXIM"]
 

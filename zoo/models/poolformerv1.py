@@ -36,10 +36,11 @@ from timm.models.metaformer import Downsampling, MetaFormer, Pooling
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
-from ..layers.ggem import GGeM, check_ggem_groups, create_global_pool, fill_missing_ggem_p
+from ..layers.ggem import GGeM, create_global_pool
 from ..pretrained import TIMM_HUB_FILENAME, OfficialFile, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_feature_norms, staged_intermediates
+from ._ggem_surgery import check_ggem_groups, fill_missing_ggem_p
 
 __all__ = ["PoolFormerV1"]
 
@@ -177,11 +178,7 @@ class PoolFormerV1(MetaFormer):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not torch.jit.is_scripting():
-            check_image_input(x, self.in_chans, self.pretrained_cfg_name)
-
-    @property
-    def pretrained_cfg_name(self) -> str:
-        return model_name(self)
+            check_image_input(x, self.in_chans, model_name(self))
 
     def forward_intermediates(
             self,

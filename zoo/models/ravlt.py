@@ -33,9 +33,9 @@ from torch import nn
 from ..pretrained import build_zoo_model, unconfirmed_weights
 from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input, model_name
 from ..layers.checks import check_model_args, handles_empty_batch
-from ..layers.ggem import supports_ggem
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_staged, staged_intermediates
+from ._ggem_surgery import supports_ggem
 
 __all__ = ["RAVLT"]
 
@@ -282,15 +282,11 @@ class RAVLT(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not torch.jit.is_scripting():
-            check_image_input(x, self.in_chans, self.pretrained_cfg_name)
-
-    @property
-    def pretrained_cfg_name(self) -> str:
-        return model_name(self)
+            check_image_input(x, self.in_chans, model_name(self))
 
     @property
     def pooled_features(self) -> int:
-        """What the head pools (zoo.layers.ggem.pooled_width): the projection, wider than num_features."""
+        """What the head pools (zoo.models.pooled_width): the projection, wider than num_features."""
         return self.head.pooled_features
 
     def forward_intermediates(

@@ -41,11 +41,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
-from ..layers.ggem import supports_ggem
 from ..layers.soft_attention import SoftAttention
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files, unconfirmed_weights
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
+from ._ggem_surgery import supports_ggem
 
 __all__ = ["SOFT"]
 
@@ -272,7 +272,7 @@ class SOFT(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.global_pool = global_pool
-        self.attn_pool = None  # GGeM hook (zoo.layers.ggem.apply_ggem): pools the patch tokens when set
+        self.attn_pool = None  # GGeM hook (zoo.models.apply_ggem): pools the patch tokens when set
         self.num_features = self.head_hidden_size = embed_dims[-1]
         self.sr_ratios = tuple(sr_ratios)
         self.normalized = normalized
@@ -347,10 +347,6 @@ class SOFT(nn.Module):
             self.global_pool = global_pool
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
-    @property
-    def pretrained_cfg_name(self) -> str:
-        return model_name(self)
-
     def min_input_size(self) -> tuple[int, int]:
         """The smallest (H, W) every SOFT stage's landmark pooling can take (29 x 29 for 8, 4, 2)."""
         side = next(s for s in range(1, 1 << 16) if all(t >= r for t, r in zip(self._token_sides(s), self.sr_ratios)))
@@ -365,7 +361,7 @@ class SOFT(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
             return
-        name = self.pretrained_cfg_name
+        name = model_name(self)
         check_image_input(x, self.in_chans, name)
         h, w = x.shape[-2:]
         for i, (th, tw, r) in enumerate(zip(self._token_sides(h), self._token_sides(w), self.sr_ratios)):
@@ -500,7 +496,7 @@ def _check_depths(state_dict: dict[str, torch.Tensor], model: SOFT) -> None:
     names = [prefix + size for size, cfg in _SIZES.items() if cfg["depths"] == have and cfg["embed_dims"] == width]
     hint = f"; that is {names[0]}: create that model instead" if names else ""
     raise CheckpointMismatchError(
-        f"checkpoint has {list(have)} blocks per stage, {model.pretrained_cfg_name} has {list(want)}{hint}")
+        f"checkpoint has {list(have)} blocks per stage, {model_name(model)} has {list(want)}{hint}")
 
 
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: SOFT) -> dict[str, torch.Tensor]:

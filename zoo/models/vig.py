@@ -50,11 +50,11 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
-from ..layers.ggem import supports_ggem
 from ..layers.gla import BidirectionalGLA
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files, unconfirmed_weights
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_staged, staged_intermediates
+from ._ggem_surgery import supports_ggem
 
 __all__ = ["ViG", "ViGH"]
 
@@ -190,7 +190,7 @@ class ViG(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.global_pool = global_pool
-        self.attn_pool = None  # GGeM hook (zoo.layers.ggem.apply_ggem): pools the tokens when set
+        self.attn_pool = None  # GGeM hook (zoo.models.apply_ggem): pools the tokens when set
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
         self.patch_size = patch_size
         self.grad_checkpointing = False

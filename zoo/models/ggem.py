@@ -28,9 +28,10 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter_fn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name, shared_model_args
-from ..layers.ggem import GGeM, check_ggem_groups
+from ..layers.ggem import GGeM
 from ..pretrained import TIMM_HUB_FILENAME, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict
+from ._ggem_surgery import check_ggem_groups
 
 __all__ = ["GGeMVisionTransformer"]
 
