@@ -376,10 +376,12 @@ def test_unconfirmed_tags_stay_out_of_list_models_pretrained_until_the_user_opts
     assert not UNCONFIRMED & set(timm.list_models(pretrained=True))  # the block's end restores the policy
     # The environment variable, read when the policy is applied (at `import zoo`) and at each load.
     monkeypatch.setenv(pretrained.ALLOW_UNCONFIRMED_ENV, "1")
-    pretrained.apply_weights_policy()
-    assert UNCONFIRMED <= set(timm.list_models(pretrained=True))
-    monkeypatch.delenv(pretrained.ALLOW_UNCONFIRMED_ENV)
-    pretrained.apply_weights_policy()
+    try:
+        pretrained.apply_weights_policy()
+        assert UNCONFIRMED <= set(timm.list_models(pretrained=True))
+    finally:  # the registry is process-wide: leave it as the other tests expect
+        monkeypatch.delenv(pretrained.ALLOW_UNCONFIRMED_ENV)
+        pretrained.apply_weights_policy()
     assert not UNCONFIRMED & set(timm.list_models(pretrained=True))
 
 
