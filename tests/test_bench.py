@@ -73,10 +73,10 @@ def test_smoke_two_small_models_write_csv_json_and_plots(tmp_path: Path) -> None
 
 def test_isolated_row_records_its_process_peak_memory(tmp_path: Path) -> None:
     out = tmp_path / "iso"
-    assert zoo_bench(["poolformerv1_s12", "--img-size", "32", "--isolate", "--device", "cpu", "--no-plots",
-                      "--out", str(out), *FAST]) == 0
+    assert zoo_bench(["poolformerv1_s12", "--img-size", "32", "--isolate", "--channels-last", "--device", "cpu",
+                      "--no-plots", "--out", str(out), *FAST]) == 0
     _, (row,) = read_csv(out.with_suffix(".csv"))
-    assert row["status"] == "ok", row
+    assert row["status"] == "ok" and row["channels_last"] == "True", row
     # a fresh process with torch, timm and the model: its peak resident memory is above torch's own footprint
     assert float(row["infer_peak_mem_mib"]) > 50
 
@@ -141,11 +141,14 @@ def test_official_code_runs_beside_the_zoo_model_from_a_checkout(tmp_path: Path,
     params = write_synthetic_ravlt_checkout(tmp_path / "official")
     out = tmp_path / "official_rows"
     assert zoo_bench(["ravlt_t", "poolformerv1_s12", "--official-root", str(tmp_path / "official"), "--img-size", "32",
-                      "--device", "cpu", "--no-plots", "--out", str(out), *FAST]) == 0
+                      "--impl", "auto", "reference", "--model-kwargs", json.dumps(ONE_BLOCK_PER_STAGE), "--device", "cpu",
+                      "--no-plots", "--out", str(out), *FAST]) == 0
     _, rows = read_csv(out.with_suffix(".csv"))
-    assert [(r["model"], r["source"]) for r in rows] == [
-        ("ravlt_t", "zoo"), ("ravlt_t", "official"), ("poolformerv1_s12", "zoo")]
-    official = rows[1]
+    assert [(r["label"], r["source"], r["impl"]) for r in rows] == [
+        ("ravlt_t", "zoo", "auto"), ("ravlt_t [reference]", "zoo", "reference"), ("ravlt_t [official]", "official", ""),
+        ("poolformerv1_s12", "zoo", "auto"), ("poolformerv1_s12 [reference]", "zoo", "reference")]
+    assert all(r["status"] == "ok" for r in rows), rows
+    official = rows[2]
     assert official["status"] == "ok" and official["label"] == "ravlt_t [official]", official
     assert float(official["param_count"]) == round(params / 1e6, 2)
     # PoolFormer's checkout is not in the folder: said once, no row
