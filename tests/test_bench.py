@@ -141,8 +141,8 @@ def test_official_code_runs_beside_the_zoo_model_from_a_checkout(tmp_path: Path,
     params = write_synthetic_ravlt_checkout(tmp_path / "official")
     out = tmp_path / "official_rows"
     assert zoo_bench(["ravlt_t", "poolformerv1_s12", "--official-root", str(tmp_path / "official"), "--img-size", "32",
-                      "--impl", "auto", "reference", "--model-kwargs", json.dumps(ONE_BLOCK_PER_STAGE), "--device", "cpu",
-                      "--no-plots", "--out", str(out), *FAST]) == 0
+                      "--impl", "auto", "reference", "--model-kwargs", json.dumps(ONE_BLOCK_PER_STAGE),
+                      "--device", "cpu", "--no-plots", "--out", str(out), *FAST]) == 0
     _, rows = read_csv(out.with_suffix(".csv"))
     assert [(r["label"], r["source"], r["impl"]) for r in rows] == [
         ("ravlt_t", "zoo", "auto"), ("ravlt_t [reference]", "zoo", "reference"), ("ravlt_t [official]", "official", ""),
