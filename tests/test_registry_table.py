@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
+import runpy
 import sys
-from pathlib import Path
 
 import pytest
 import timm
@@ -100,8 +99,12 @@ def test_a_pattern_that_matches_nothing_is_an_error(capsys):
     assert "no zoo model matches no_such_model*" in capsys.readouterr().err
 
 
-def test_python_dash_m_zoo():
-    result = subprocess.run([sys.executable, "-m", "zoo", "maxformer_10_384*"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "maxformer_10_384.t4_in1k" in result.stdout and "model_cards/maxformer.md" in result.stdout
+def test_python_dash_m_zoo(monkeypatch, capsys):
+    """What `python -m zoo maxformer_10_384*` runs (runpy is how -m runs a package's __main__), in-process."""
+    monkeypatch.setattr(sys, "argv", ["python -m zoo", "maxformer_10_384*"])
+    monkeypatch.delitem(sys.modules, "zoo.__main__")  # as in a fresh `python -m zoo` (runpy warns otherwise)
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("zoo", run_name="__main__")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "maxformer_10_384.t4_in1k" in out and "model_cards/maxformer.md" in out
