@@ -206,3 +206,16 @@ def test_gpu_check_zoo_bench_step_arguments_parse(tmp_path: Path) -> None:
     assert zoo_bench(argv + ["--device", "cpu", "--budget-s", "0", "--out", str(out)]) == 0
     _, rows = read_csv(out.with_suffix(".csv"))
     assert rows and all(r["status"] == "skipped" for r in rows)
+
+
+def test_flops_column_counts_macs_per_image() -> None:
+    """--flops (zoo.flops): GMACs of one image; PoolFormer is convolutions and pooling, so its count grows with
+    the pixels (4x from 32 to 64 px) except for the classifier, which stays the same."""
+    pytest.importorskip("zoo.flops")
+    settings = Settings(min_run_time=0.01, warmup=1, threads=1, flops=True, model_kwargs=ONE_BLOCK_PER_STAGE)
+    small, large = (measure_row(Candidate("poolformerv1_s12", "zoo", "auto"), size, 1, settings) for size in (32, 64))
+    for row in (small, large):
+        assert row["status"] == "ok", row
+        assert row["gflops"] == pytest.approx(2 * row["gmacs"], rel=1e-3)  # both to 4 significant digits
+    head = 512 * 1000 / 1e9  # the last stage's 512 channels -> 1000 classes
+    assert (large["gmacs"] - head) / (small["gmacs"] - head) == pytest.approx(4, rel=0.01)

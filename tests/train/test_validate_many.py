@@ -97,9 +97,13 @@ def test_many_models_with_wildcards_write_a_results_file(tmp_path, capsys) -> No
         assert float(row["top1"]) == pytest.approx(result["top1"]) and float(row["top1_err"]) == pytest.approx(
             100 - result["top1"], abs=1e-3)
         assert float(row["top5_err"]) == pytest.approx(100 - float(row["top5"]), abs=1e-3)
-    from zoo import metadata
+    try:
+        from zoo.metadata import reported_top1
+    except ImportError:  # a zoo without per-family metadata: the column stays empty
+        def reported_top1(name: str) -> None:
+            return None
     for row in rows:
-        reported = metadata.reported_top1(row["model"])
+        reported = reported_top1(row["model"])
         if reported is None:
             assert row["paper_top1"] == "" and row["top1_diff"] == ""
         else:

@@ -199,7 +199,7 @@ def _count_flops(candidate: Candidate, model: nn.Module, img_size: int, settings
             count = count_model_flops(candidate.model, (3, img_size, img_size), **kwargs)
     if count is None:
         count = count_flops(model, (3, img_size, img_size))
-    return dict(gmacs=round(count.macs / 1e9, 3), gflops=round(count.flops / 1e9, 3))
+    return dict(gmacs=float(f"{count.macs / 1e9:.4g}"), gflops=float(f"{count.flops / 1e9:.4g}"))  # 4 digits
 
 
 def _loss(output: Any) -> torch.Tensor:
