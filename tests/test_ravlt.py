@@ -203,3 +203,51 @@ def test_pretrained_with_other_in_chans_adapts_the_first_conv(tmp_path):
                              pretrained_cfg_overlay=dict(file=str(path), num_classes=classes), **zoo_kwargs(golden))
     expected = golden.state_dict["patch_embed.proj.0.weight"].sum(dim=1, keepdim=True)
     torch.testing.assert_close(gray.stem[0].weight.detach(), expected)
+
+
+# --------------------------------------------------------------------------- CPU path: RoPE tables, layouts
+
+def test_rope_tables_are_cached_per_grid_and_equal_fresh_ones():
+    from zoo.kernels.linear_attention import reference
+    reference._ROPE_TABLES.clear()
+    cos, sin = reference.rope_2d_tables(5, 7, 16)
+    again = reference.rope_2d_tables(5, 7, 16)
+    assert again[0] is cos and again[1] is sin  # the blocks of a stage share one pair
+    fresh = reference._build_rope_2d_tables(5, 7, 16, None, torch.float32)
+    assert torch.equal(cos, fresh[0]) and torch.equal(sin, fresh[1])
+    assert reference.rope_2d_tables(7, 5, 16)[0] is not cos  # another grid, another entry
+    assert reference.rope_2d_tables(5, 7, 16, dtype=torch.float64)[0].dtype == torch.float64
+    for side in range(1, 3 * reference._ROPE_CACHE_SIZE):  # bounded
+        reference.rope_2d_tables(side, side, 8)
+    assert len(reference._ROPE_TABLES) == reference._ROPE_CACHE_SIZE
+
+
+def test_rope_tables_cached_in_inference_mode_serve_training():
+    from zoo.kernels.linear_attention import apply_rope_2d, reference
+    reference._ROPE_TABLES.clear()
+    with torch.inference_mode():
+        cos, sin = reference.rope_2d_tables(3, 4, 8)
+    assert not cos.is_inference()  # an inference tensor could not be saved for backward
+    x = torch.randn(1, 2, 12, 8, requires_grad=True)
+    apply_rope_2d(x, *reference.rope_2d_tables(3, 4, 8)).sum().backward()
+    assert x.grad is not None
+
+
+def test_rope_tables_are_not_cached_while_tracing():
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+    from zoo.kernels.linear_attention import reference
+    reference._ROPE_TABLES.clear()
+    with FakeTensorMode():  # what torch.export traces with
+        cos, _ = reference.rope_2d_tables(3, 4, 8)
+    assert isinstance(cos, FakeTensor) and not reference._ROPE_TABLES
+    assert type(reference.rope_2d_tables(3, 4, 8)[0]) is torch.Tensor
+
+
+def test_rope_keeps_values_and_gives_contiguous_heads():
+    """The rotation of token-minor heads (channels-first views) is (N, d)-contiguous, the SDPA's fast layout."""
+    from zoo.kernels.linear_attention.reference import apply_rope_2d, rope_2d_tables, rotate_every_two
+    x = torch.randn(2, 16, 7 * 5).view(2, 2, 8, 35).transpose(-1, -2)  # (B, heads, N, d), stride 1 along N
+    cos, sin = rope_2d_tables(7, 5, 8)
+    out = apply_rope_2d(x, cos, sin)
+    assert out.is_contiguous()
+    assert torch.equal(out, x * cos + rotate_every_two(x) * sin)  # the sum commutes exactly

@@ -24,6 +24,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 __all__ = [
     "VARIANTS", "linear_attention_reference", "rope_2d_angles", "rope_2d_tables", "apply_rope_2d",
@@ -55,7 +56,37 @@ def rope_2d_tables(
     `concat(r * angle, c * angle)` (first half of the channels turn with the row,
     second half with the column). Phases are computed in float32 (float64 if asked
     for float64), as the official float32 buffer does, then cast to `dtype`.
+
+    The tables of the last few (height, width, head_dim, device, dtype) are kept, so
+    the blocks of a stage (and every call at one input size) share one pair instead of
+    evaluating N x d sines and cosines each (the official code builds them once per
+    stage). The returned tensors are shared: never modify them in place. Nothing is
+    cached while torch.compile / torch.export trace or under a dispatch mode (fake or
+    symbolic tensors must not outlive their trace).
     """
+    if not _cacheable(height, width):
+        return _build_rope_2d_tables(height, width, head_dim, device, dtype)
+    key = (height, width, head_dim, torch.device(device if device is not None else "cpu"), dtype)
+    tables = _ROPE_TABLES.pop(key, None)  # re-inserted below: the dict's order is least recent first
+    if tables is None:
+        with torch.inference_mode(False):  # ordinary tensors, usable outside inference mode too
+            tables = _build_rope_2d_tables(height, width, head_dim, device, dtype)
+        while len(_ROPE_TABLES) >= _ROPE_CACHE_SIZE:
+            _ROPE_TABLES.pop(next(iter(_ROPE_TABLES)), None)
+    _ROPE_TABLES[key] = tables
+    return tables
+
+
+_ROPE_TABLES: dict = {}
+_ROPE_CACHE_SIZE = 8  # RAVLT uses 4 grids per input size
+
+
+def _cacheable(height, width) -> bool:
+    return (isinstance(height, int) and isinstance(width, int) and not torch.compiler.is_compiling()
+            and not is_in_torch_dispatch_mode())
+
+
+def _build_rope_2d_tables(height: int, width: int, head_dim: int, device, dtype: torch.dtype):
     work = torch.float64 if dtype == torch.float64 else torch.float32
     angle = rope_2d_angles(head_dim, device=device, dtype=work)
     rows = torch.arange(height, device=device, dtype=work).repeat_interleave(width)
@@ -71,8 +102,12 @@ def rotate_every_two(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope_2d(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x (..., N, head_dim) by the tables of `rope_2d_tables` (GPT-J style pairs)."""
-    return x * cos + rotate_every_two(x) * sin
+    """Rotate x (..., N, head_dim) by the tables of `rope_2d_tables` (GPT-J style pairs).
+
+    The result is laid out as the rotated pairs are, (..., N, head_dim) contiguous, whatever
+    x's strides (the first operand of the sum sets the layout; the sum itself commutes).
+    """
+    return rotate_every_two(x) * sin + x * cos
 
 
 def _elu_plus_one(x: torch.Tensor) -> torch.Tensor:
