@@ -60,7 +60,8 @@ def test_experiment_matches_the_paper_recipe(experiment: str) -> None:
     assert scaled_lr(cfg, eight_gpus) == pytest.approx(1e-3)
     assert ema_decay(cfg, eight_gpus) == pytest.approx(0.99996 ** 2)
     assert cfg.precision in ("bf16", "fp16")
-    assert "fp16" in (Path(__file__).parents[2] / "configs" / "experiment" / f"{experiment}.yaml").read_text()
+    recipe = Path(__file__).parents[2] / "configs" / "experiment"  # the size file and its family's base recipe
+    assert "fp16" in (recipe / f"{experiment}.yaml").read_text() + (recipe / f"{family}_in1k.yaml").read_text()
 
 
 def test_every_registered_family_size_has_an_experiment() -> None:
@@ -184,3 +185,20 @@ def test_drop_rates_from_the_model_config_or_its_kwargs() -> None:
     assert paths(from_kwargs) == paths(from_field) and max(paths(from_field)) == pytest.approx(0.3)
     with pytest.raises(ValueError, match=r"model.drop_path_rate=0.1 and model.kwargs.drop_path_rate=0.3 disagree"):
         create_model({"name": "ravlt_t", "drop_path_rate": 0.1, "kwargs": {**tiny, "drop_path_rate": 0.3}}, 10)
+
+
+def test_every_experiment_includes_its_family_recipe() -> None:
+    """Hydra's experiment pattern: <family>_in1k.yaml holds what a family's sizes share and picks no model;
+    each <variant>_in1k.yaml includes it first, then picks the model and overrides what differs."""
+    folder = Path(__file__).parents[2] / "configs" / "experiment"
+    files = {p.stem: yaml.safe_load(p.read_text()) for p in folder.glob("*.yaml")}
+    bases = {name for name, cfg in files.items() if not any("/model" in str(d) for d in cfg["defaults"])}
+    assert bases == {f"{family}_in1k" for family in ("ravlt", "mavit", "inline", "soft", "vig", "maxformer",
+                                                     "poolformerv1", "inception_transformer")}
+    for name, cfg in files.items():
+        if name in bases:
+            assert "name" not in cfg, name
+            continue
+        family = max((b for b in bases if name.startswith(b.removesuffix("in1k"))), key=len)
+        assert cfg["defaults"][0] == family and cfg["defaults"][-1] == "_self_", name
+        assert cfg["name"] == name
