@@ -3,7 +3,8 @@
     import zoo                                   # registers every zoo model with timm
     model = timm.create_model("ravlt_t")         # or zoo.create_model(...) for name suggestions
 """
-from . import models  # noqa: F401  (registers the architectures)
+# models registers the architectures; flops registers FLOP formulas for the SDPA backends FlopCounterMode lacks
+from . import flops, models  # noqa: F401
 from .factory import UnknownModelError, create_model, list_models
 from .pretrained import allow_unconfirmed_weights
 

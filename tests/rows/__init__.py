@@ -2,13 +2,16 @@
 
 Each family adds `tests/rows/<family>.py` with a module-level `ROWS` list;
 this package collects them all, and `test_contract.py` runs every check on
-every row (and fails if a registered zoo model has no row).
+every row (and fails if a registered zoo model has no row). A module-level
+`FLOPS` dict pins each model's forward FLOPs (`zoo.flops.count_model_flops`:
+FlopCounterMode, 2 per multiply-add, batch 1 at the cfg's input size);
+`test_flops.py` compares them exactly.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 
@@ -23,6 +26,7 @@ class ModelRow:
     global_pools: tuple[str, ...] = ("avg", "max")  # pool types `global_pool=` accepts
     batch_independent: bool = True                # eval output of an image does not depend on its batch
     not_applicable: dict[str, str] = field(default_factory=dict)  # check name -> why it does not apply
+    flops: Optional[int] = None                   # pinned forward FLOPs at the cfg input size (from FLOPS)
 
     def __str__(self) -> str:
         return self.name
@@ -31,5 +35,7 @@ class ModelRow:
 def all_rows() -> list[ModelRow]:
     rows = []
     for info in pkgutil.iter_modules(__path__):
-        rows += importlib.import_module(f"{__name__}.{info.name}").ROWS
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        flops = getattr(module, "FLOPS", {})
+        rows += [replace(row, flops=flops.get(row.name)) for row in module.ROWS]
     return sorted(rows, key=lambda r: r.name)
