@@ -255,6 +255,7 @@ def measure_row(candidate: Candidate, img_size: int, batch_size: int, settings: 
                                compile=settings.compile, threads=settings.threads or torch.get_num_threads())
     for mode in settings.modes:
         row[f"{mode}_img_size"], row[f"{mode}_batch_size"] = img_size, batch_size
+    threads_before = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
     model = None
@@ -288,6 +289,7 @@ def measure_row(candidate: Candidate, img_size: int, batch_size: int, settings: 
         what = "out of memory" if _is_oom(err) else _first_line(err)
         row.update(status="failed", error=f"{mode}: {what}" if mode != "build" else what)
     finally:
+        torch.set_num_threads(threads_before)  # the caller's setting (a test run, a notebook) stays as it was
         del model
         gc.collect()
         if device.type == "cuda":
