@@ -1,9 +1,10 @@
-"""`zoo-convert`: an official checkpoint -> timm's hub layout (model.safetensors + config.json).
+"""`zoo-convert`: an official checkpoint -> timm's hub layout (model.safetensors + config.json + README.md).
 
     zoo-convert ravlt_s RAVLT_S.pth converted/ravlt_s.in1k
 
-The folder is what `timm.models.push_to_hf_hub` uploads, so it can be
-published and loaded with `timm.create_model("hf-hub:<repo>")`, or used
+README.md is the model's card (`zoo.cards.render_card(..., only=<model>)`: Hugging Face YAML
+header, variants row, usage, license, citation). The folder is what `timm.models.push_to_hf_hub`
+uploads, so it can be published and loaded with `timm.create_model("hf-hub:<repo>")`, or used
 in place with `timm.create_model("local-dir:converted/ravlt_s.in1k")`.
 The conversion reloads the folder and checks that it computes exactly what
 the official file does.
@@ -17,9 +18,11 @@ from typing import Any
 
 import timm
 import torch
-from timm.models import save_for_hf
 from timm.layers import to_2tuple
+from timm.models import save_for_hf
 
+from .. import metadata
+from ..cards import render_card
 from ..factory import create_model
 
 
@@ -42,6 +45,16 @@ def check_input_size(model: torch.nn.Module) -> tuple[int, int, int]:
     return channels, height, width
 
 
+def write_card(model_name: str, output_dir: str | Path) -> Path | None:
+    """Write the model's card as `output_dir/README.md` (None, and nothing written, for a model without a card)."""
+    card = metadata.card_of(model_name)
+    if card is None:
+        return None
+    path = Path(output_dir) / "README.md"
+    path.write_text(render_card(card, only=model_name), encoding="utf-8")
+    return path
+
+
 def convert(
         model_name: str,
         checkpoint: str | Path,
@@ -55,6 +68,7 @@ def convert(
         overlay["num_classes"] = model_args["num_classes"]
     model = create_model(model_name, pretrained=True, pretrained_cfg_overlay=overlay, **model_args).eval()
     save_for_hf(model, output_dir, model_args=model_args or None, safe_serialization=True)
+    write_card(model_name, output_dir)
 
     reloaded = timm.create_model(f"local-dir:{Path(output_dir).resolve()}", pretrained=True).eval()
     image = torch.randn(2, *check_input_size(model), generator=torch.Generator().manual_seed(0))
@@ -69,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="registered zoo model name, e.g. ravlt_s")
     parser.add_argument("checkpoint", help="the official checkpoint file")
-    parser.add_argument("output_dir", help="folder to write model.safetensors and config.json to")
+    parser.add_argument("output_dir", help="folder to write model.safetensors, config.json and README.md to")
     parser.add_argument("--model-args", default="{}", help="JSON constructor arguments, e.g. '{\"num_classes\": 10}'")
     args = parser.parse_args(argv)
     convert(args.model, args.checkpoint, args.output_dir, json.loads(args.model_args))
