@@ -110,3 +110,20 @@ def test_zoo_convert_writes_the_card_beside_config(tmp_path):
     assert convert("poolformerv1_s12", checkpoint, out) == 0
     assert (out / "config.json").is_file()
     assert (out / "README.md").read_text(encoding="utf-8") == render_card("poolformerv1", only="poolformerv1_s12")
+
+
+@pytest.mark.parametrize("card", ["ravlt", "maxim"])
+def test_usage_snippet_runs(card, tmp_path, monkeypatch):
+    # The card's code, as a user copies it, with random weights and a generated image in place of the photo.
+    import numpy as np
+    from PIL import Image
+
+    meta = metadata.load(card)
+    text = render_card(card)
+    code = text.split("## Usage")[1].split("```python\n")[1].split("```")[0]
+    code = code.replace("pretrained=True", "pretrained=False")
+    for name in ("cat.jpg", "noisy.png"):
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"model_cards/{card}.md", "exec"), {})
+    assert meta["usage"]["model"] in code

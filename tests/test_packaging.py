@@ -39,3 +39,10 @@ def test_wheel_ships_every_config_and_subpackage(wheel_names):
         for path in (ROOT / folder).rglob("*"):
             if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
                 assert f"{package}/{path.relative_to(ROOT / folder).as_posix()}" in wheel_names, path
+
+
+def test_wheel_ships_the_card_metadata(wheel_names):
+    # zoo-convert writes a model's card from these files in an installed wheel.
+    for path in (ROOT / "zoo" / "metadata").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert path.relative_to(ROOT).as_posix() in wheel_names, path
