@@ -223,9 +223,15 @@ def test_bidirectional_gla_formula_counts_the_linear_time_definition():
     b, n, h, dk, dv = 2, 10, 3, 4, 6
     q, k, a_f, a_b = (torch.randn(b, n, h, dk) for _ in range(4))
     a_f, a_b = -a_f.abs(), -a_b.abs()
+    v = torch.randn(b, n, h, dv)
     # Per direction, token and head: the state update k v^T and the read-out S^T q, dk dv multiply-adds each.
     by_hand = 2 * b * n * h * (2 * dk * dv + 2 * dk * dv)
-    assert _ops(bidirectional_gla, q, k, torch.randn(b, n, h, dv), a_f, a_b) == {"zoo.bidirectional_gla": by_hand}
+    assert _ops(bidirectional_gla, q, k, v, a_f, a_b) == {"zoo.bidirectional_gla": by_hand}
+    # The token-by-token reference (the definition) does the read-outs as matrix products and the state updates
+    # as elementwise outer products, which FlopCounterMode does not count: those are the other half.
+    from zoo.kernels.gated_linear_attention import bigla_recurrent
+
+    assert _count(bigla_recurrent, q, k, v, a_f, a_b) == by_hand // 2
 
 
 def test_multistep_lif_formula_counts_its_elementwise_work():
