@@ -13,7 +13,12 @@ model-index of the reported metrics), then: what the model is, how to use it, th
 metrics with their source), the family's prose sections, the official code's known deviations
 and what the zoo does about each, measured speed, license and citation. Speed rows come from
 the benchmark results copied into `zoo/metadata/speed/` (the CSV + markdown pair that
-`benchmarks/cpu_vs_official.py` writes).
+`benchmarks/cpu_vs_official.py` writes); after a new recorded run:
+
+    cp benchmarks/results/<run>.csv benchmarks/results/<run>.md zoo/metadata/speed/ && python -m zoo.cards
+
+After a change to what a model computes, its FLOPs pin (tests/rows, FLOPS) and the `flops: zoo:`
+entry of its metadata change together (`zoo.flops.count_model_flops(name).flops`).
 """
 from __future__ import annotations
 
