@@ -8,19 +8,11 @@ _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../../mm_base/zoo_backbone.py',
 ]
-custom_imports = dict(imports=['zoo.mm'], allow_failed_imports=False)
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ZooBackbone',
-        model_name='ravlt_t',
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        model_kwargs=dict(drop_path_rate=0.1),
-        init_cfg=dict(type='Pretrained', checkpoint='official')),
+    backbone={{_base_.zoo_backbone}},
     neck=dict(in_channels=[64, 128, 256, 512], start_level=1, add_extra_convs='on_input', num_outs=5))
 
 optim_wrapper = dict(

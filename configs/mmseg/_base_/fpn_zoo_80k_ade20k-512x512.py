@@ -8,23 +8,15 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
+    '../../mm_base/zoo_backbone.py',
 ]
-custom_imports = dict(imports=['zoo.mm'], allow_failed_imports=False)
 
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='ZooBackbone',
-        model_name='ravlt_s',
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        model_kwargs=dict(drop_path_rate=0.15),
-        init_cfg=dict(type='Pretrained', checkpoint='official')),
+    backbone={{_base_.zoo_backbone}},
     neck=dict(in_channels=[64, 128, 320, 512], out_channels=256, num_outs=4),
     decode_head=dict(num_classes=150))
 
