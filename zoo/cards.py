@@ -236,7 +236,8 @@ def _paper(meta: dict[str, Any]) -> str:
     lines = []
     for paper in meta["paper"]:
         arxiv = f" arXiv:{paper['arxiv']}." if paper.get("arxiv") else ""
-        lines.append(f"- *{paper['title']}* — {paper['authors']}. {paper['venue']}.{arxiv}")
+        note = f" ({paper['note']})" if paper.get("note") else ""
+        lines.append(f"- *{paper['title']}*{note} — {paper['authors']}. {paper['venue']}.{arxiv}")
     code = meta["code"]
     commit = f" (commit {code['commit']})" if code.get("commit") else ""
     lines.append(f"- Official code: {code['url']}{commit}.")
