@@ -3,14 +3,9 @@
 # (mmseg 0.19): 8 GPUs x 4 images, AdamW lr 2e-4, wd 1e-4, poly 0.9 to 0, 40k iterations
 # (mmseg's 4-GPU 80k schedule halved, lr doubled), fp32; no stochastic depth.
 # Reported (official README): mIoU 37.2.
-_base_ = ['../_base_/fpn_zoo_80k_ade20k-512x512.py']
+_base_ = ['../_base_/fpn_zoo_40k_ade20k-512x512.py']
 
 model = dict(
     backbone=dict(model_name='poolformerv1_s12', model_kwargs=dict(drop_path_rate=0.0)),
     neck=dict(in_channels=[64, 128, 320, 512]))
-
-optim_wrapper = dict(optimizer=dict(lr=2e-4, weight_decay=1e-4))
-param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=40000, by_epoch=False)]
-train_cfg = dict(max_iters=40000, val_interval=4000)
-train_dataloader = dict(batch_size=4, num_workers=4)
 sync_bn = None  # no BatchNorm in PoolFormer
