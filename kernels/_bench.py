@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import functools
 import json
 import platform
 import statistics
@@ -31,8 +32,8 @@ from typing import Optional
 
 import torch
 
-__all__ = ["FIELDS", "GRID", "SMOKE_GRID", "Bench", "add_common_args", "peak_bandwidth_gbps", "compile_once",
-           "bench_device", "grid", "triton_skip_reason"]
+__all__ = ["FIELDS", "GRID", "SMOKE_GRID", "PASSES", "Bench", "Impls", "add_common_args", "peak_bandwidth_gbps",
+           "compile_once", "bench_device", "grid", "triton_skip_reason", "compiled_entry", "triton_entry"]
 
 FIELDS = ["op", "config", "batch", "heads", "tokens", "dtype", "impl", "pass", "ms", "peak_mem_mib",
           "bytes_moved", "gbps", "pct_hbm_peak", "status", "note"]
@@ -40,6 +41,9 @@ FIELDS = ["op", "config", "batch", "heads", "tokens", "dtype", "impl", "pass", "
 # rows that do not fit in memory are written as skipped. The smoke grid is one tiny shape.
 GRID = ((8, 196), (64, 3136), (512, 3136), (8, 50176), (64, 50176), (512, 50176))
 SMOKE_GRID = ((2, 16),)
+PASSES = (("fwd", False), ("fwd+bwd", True))  # (pass, backward): every implementation runs both
+# name -> (function, "") or (None, why its rows are skipped)
+Impls = dict[str, tuple[Optional[Callable], str]]
 # Datasheet peaks (GB/s) for devices whose properties do not give the memory clock.
 KNOWN_PEAK_GBPS = {"H200": 4800.0, "H100": 3350.0, "A100": 2039.0}
 
@@ -67,7 +71,8 @@ def add_common_args(parser: argparse.ArgumentParser, op: str) -> None:
     parser.set_defaults(op=op)
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     parser.add_argument("--smoke", action="store_true",
-                        help="CPU smoke run: one or two tiny rows, no torch.compile (Triton rows need TRITON_INTERPRET=1)")
+                        help="CPU smoke run: one or two tiny rows, no torch.compile "
+                             "(Triton rows need TRITON_INTERPRET=1)")
     parser.add_argument("--out", default=None, help=f"output prefix (default bench_{op}_<date>): .csv and .json")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="stop measuring after this many seconds; the rows left are written as skipped")
@@ -98,6 +103,20 @@ def triton_skip_reason(device: torch.device) -> Optional[str]:
     from ._dispatch import triton_unsupported
     reason = triton_unsupported(device)
     return f"the Triton path needs {reason}" if reason else None
+
+
+NO_COMPILE = "torch.compile rows off (--smoke / --no-compile)"
+
+
+def compiled_entry(fn: Callable, compiled: bool) -> tuple[Optional[Callable], str]:
+    """The 'compiled' implementation: fn under torch.compile, or skipped when compile rows are off."""
+    return (compile_once(fn), "") if compiled else (None, NO_COMPILE)
+
+
+def triton_entry(fn: Callable, device: torch.device) -> tuple[Optional[Callable], str]:
+    """The 'ours' implementation: fn (the Triton path), or skipped with the reason the device cannot run it."""
+    why = triton_skip_reason(device)
+    return (None, why) if why else (fn, "")
 
 
 def compile_once(fn: Callable) -> Callable:
@@ -217,6 +236,21 @@ class Bench:
             if self.peak_gbps:
                 row["pct_hbm_peak"] = 100 * row["gbps"] / self.peak_gbps
         self.write(row)
+
+    def measure_impls(self, keys: dict, impls: Impls, call: Callable[..., Callable[[], object]],
+                      bytes_moved: Callable[[bool], Optional[int]]) -> None:
+        """Every implementation, forward and forward+backward, at one shape: one row each.
+
+        keys: config, batch, heads, tokens, dtype. call(fn, backward) builds the thunk of one row (the
+        bench's inputs for this shape bound, e.g. with functools.partial); bytes_moved(backward) is
+        the pass's traffic model."""
+        for name, (fn, why) in impls.items():
+            for pass_name, backward in PASSES:
+                row_keys = {**keys, "impl": name, "pass": pass_name}
+                if fn is None:
+                    self.skip(row_keys, why)
+                else:
+                    self.measure(row_keys, functools.partial(call, fn, backward), bytes_moved(backward))
 
     def close(self) -> list[dict]:
         """Closes the CSV, adds the rows to the JSON; returns the rows."""

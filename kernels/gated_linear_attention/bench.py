@@ -30,12 +30,13 @@ Rows go to <out>.csv as they are measured (see `zoo.kernels._bench`). Nothing he
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
-from .._bench import Bench, add_common_args, bench_device, compile_once, grid, triton_skip_reason
+from .._bench import Bench, Impls, add_common_args, bench_device, compiled_entry, grid, triton_entry
 from . import bidirectional_gla
 from .reference import bigla_chunked
 
@@ -73,7 +74,7 @@ def official_train_path(chunk_gla: Callable) -> Callable:
     return run
 
 
-def _implementations(device: torch.device, compiled: bool) -> dict[str, tuple[Optional[Callable], str]]:
+def _implementations(device: torch.device, compiled: bool) -> Impls:
     """name -> (function(q, k, v, a_f, a_b, scale), "") or (None, why its rows are skipped)."""
     def entry(fn: Optional[Callable], why: str) -> tuple[Optional[Callable], str]:
         return (None, why) if why else (fn, "")
@@ -82,17 +83,16 @@ def _implementations(device: torch.device, compiled: bool) -> dict[str, tuple[Op
     if chunk_gla is not None and device.type != "cuda":
         fla_why = "fla's kernels run on CUDA only"
     return {
-        "ours": entry(lambda *a: bidirectional_gla(*a, impl="triton"), triton_skip_reason(device) or ""),
-        "reference": entry(bigla_chunked, ""),
-        "compiled": entry(compile_once(bigla_chunked) if compiled else None,
-                          "" if compiled else "torch.compile rows off (--smoke / --no-compile)"),
+        "ours": triton_entry(lambda *a: bidirectional_gla(*a, impl="triton"), device),
+        "reference": (bigla_chunked, ""),
+        "compiled": compiled_entry(bigla_chunked, compiled),
         "official": entry(chunk_gla and official_train_path(chunk_gla), fla_why),
         "fla chunk_gla x2": entry(chunk_gla and fla_two_directions(chunk_gla), fla_why),
     }
 
 
-def _call(fn: Callable, batch: int, n: int, heads: int, dk: int, dv: int, device: torch.device,
-          backward: bool) -> Callable[[], object]:
+def _call(fn: Callable, backward: bool, batch: int, n: int, heads: int, dk: int, dv: int,
+          device: torch.device) -> Callable[[], object]:
     """The thunk that runs one row: forward, or forward and the input gradients."""
     q, k = torch.randn(2, batch, n, heads, dk, device=device, dtype=torch.bfloat16)
     v = torch.randn(batch, n, heads, dv, device=device, dtype=torch.bfloat16)
@@ -128,15 +128,10 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
         for bh, n in grid(args):
             heads = min(HEADS, bh)
             batch = max(1, bh // heads)
-            for name, (fn, why) in impls.items():
-                for pass_name, backward in (("fwd", False), ("fwd+bwd", True)):
-                    keys = dict(config=f"dk={dk} dv={dv}", batch=batch, heads=heads, tokens=n, dtype="bf16",
-                                impl=name, **{"pass": pass_name})
-                    if fn is None:
-                        bench.skip(keys, why)
-                        continue
-                    bench.measure(keys, lambda fn=fn, backward=backward: _call(
-                        fn, batch, n, heads, dk, dv, device, backward), bytes_moved(batch, n, heads, dk, dv, backward))
+            bench.measure_impls(dict(config=f"dk={dk} dv={dv}", batch=batch, heads=heads, tokens=n, dtype="bf16"),
+                                impls, functools.partial(_call, batch=batch, n=n, heads=heads, dk=dk, dv=dv,
+                                                         device=device),
+                                functools.partial(bytes_moved, batch, n, heads, dk, dv))
     finally:
         rows = bench.close()
     return rows

@@ -26,11 +26,12 @@ written as skipped. Rows go to <out>.csv as measured (see `zoo.kernels._bench`).
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Callable, Optional
 
 import torch
 
-from .._bench import Bench, add_common_args, bench_device, compile_once, grid, triton_skip_reason
+from .._bench import Bench, Impls, add_common_args, bench_device, compiled_entry, grid, triton_entry
 from . import gaussian_attention
 from .reference import gaussian_attention_reference, gaussian_kernel
 
@@ -46,8 +47,8 @@ def _landmarks(n: int) -> int:
     return max(1, round(n ** 0.5) // LANDMARK_POOLING) ** 2
 
 
-def _call(fn: Callable, batch: int, heads: int, n: int, d: int, device: torch.device,
-          backward: bool) -> Callable[[], object]:
+def _call(fn: Callable, backward: bool, batch: int, heads: int, n: int, d: int,
+          device: torch.device) -> Callable[[], object]:
     """The thunk that runs one row: forward, or forward and the input gradients."""
     m = _landmarks(n)
     q = (torch.randn(batch, heads, n, d, device=device) / d ** 0.25).to(torch.bfloat16)
@@ -80,28 +81,21 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
     device = bench_device(args)
     bench = Bench("gaussian_attention", device, args.out, args.budget_s, args.peak_gbps, vars(args), args.smoke)
     compiled = not (args.smoke or args.no_compile)
-    no_triton = triton_skip_reason(device)
     d = 16 if args.smoke else HEAD_DIM  # the interpreter loops over the channels one by one
-    impls: dict[str, tuple[Optional[Callable], str]] = {
-        "ours": (None, no_triton) if no_triton else (lambda *a: gaussian_attention(*a, impl="triton"), ""),
+    impls: Impls = {
+        "ours": triton_entry(lambda *a: gaussian_attention(*a, impl="triton"), device),
         "reference": (gaussian_attention_reference, ""),
-        "compiled": (compile_once(gaussian_attention_reference), "") if compiled
-        else (None, "torch.compile rows off (--smoke / --no-compile)"),
+        "compiled": compiled_entry(gaussian_attention_reference, compiled),
         "official": (official_torch_path, ""),
     }
     try:
         for bh, n in grid(args):
             heads = min(HEADS, bh)
             batch = max(1, bh // heads)
-            for name, (fn, why) in impls.items():
-                for pass_name, backward in (("fwd", False), ("fwd+bwd", True)):
-                    keys = dict(config=f"d={d} m={_landmarks(n)}", batch=batch, heads=heads, tokens=n,
-                                dtype="bf16", impl=name, **{"pass": pass_name})
-                    if fn is None:
-                        bench.skip(keys, why)
-                        continue
-                    bench.measure(keys, lambda fn=fn, backward=backward: _call(
-                        fn, batch, heads, n, d, device, backward), bytes_moved(batch, heads, n, d, backward))
+            bench.measure_impls(dict(config=f"d={d} m={_landmarks(n)}", batch=batch, heads=heads, tokens=n,
+                                     dtype="bf16"),
+                                impls, functools.partial(_call, batch=batch, heads=heads, n=n, d=d, device=device),
+                                functools.partial(bytes_moved, batch, heads, n, d))
     finally:
         rows = bench.close()
     return rows

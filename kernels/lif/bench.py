@@ -30,12 +30,13 @@ Rows go to <out>.csv as measured (see `zoo.kernels._bench`). Speed is recorded, 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 from typing import Callable, Optional
 
 import torch
 
-from .._bench import Bench, add_common_args, bench_device, compile_once, grid, triton_skip_reason
+from .._bench import Bench, Impls, add_common_args, bench_device, compiled_entry, grid, triton_entry
 from . import multistep_lif, multistep_lif_reference
 
 CHANNELS = 32
@@ -62,8 +63,8 @@ def _spikingjelly(backend: str, device: torch.device) -> tuple[Optional[Callable
     return run, ""
 
 
-def _call(fn: Callable, steps: int, bh: int, n: int, dtype: torch.dtype, device: torch.device,
-          backward: bool) -> Callable[[], object]:
+def _call(fn: Callable, backward: bool, steps: int, bh: int, n: int, dtype: torch.dtype,
+          device: torch.device) -> Callable[[], object]:
     """The thunk that runs one row: inference, or forward and dL/dx."""
     x = (0.8 + 1.2 * torch.randn(steps, bh, n, CHANNELS, device=device)).to(dtype).requires_grad_(backward)
     if not backward:
@@ -84,28 +85,21 @@ def bench_neuron(args: argparse.Namespace) -> list[dict]:
     device = bench_device(args)
     dtype = getattr(torch, args.dtype)
     bench = Bench("lif", device, args.out, args.budget_s, args.peak_gbps, vars(args), args.smoke)
-    no_triton = triton_skip_reason(device)
     compiled = not (args.smoke or args.no_compile)
-    impls: dict[str, tuple[Optional[Callable], str]] = {
-        "ours": (None, no_triton) if no_triton else (lambda x: multistep_lif(x, impl="triton"), ""),
+    impls: Impls = {
+        "ours": triton_entry(lambda x: multistep_lif(x, impl="triton"), device),
         "reference": (multistep_lif_reference, ""),
-        "compiled": (compile_once(multistep_lif_reference), "") if compiled
-        else (None, "torch.compile rows off (--smoke / --no-compile)"),
+        "compiled": compiled_entry(multistep_lif_reference, compiled),
         "official": _spikingjelly("cupy", device),
         "spikingjelly torch": _spikingjelly("torch", device),
     }
     try:
         for bh, n in grid(args):
-            for name, (fn, why) in impls.items():
-                for pass_name, backward in (("fwd", False), ("fwd+bwd", True)):
-                    keys = dict(config=f"T={args.steps} C={CHANNELS}", batch=bh, heads=1, tokens=n,
-                                dtype=str(dtype).removeprefix("torch."), impl=name, **{"pass": pass_name})
-                    if fn is None:
-                        bench.skip(keys, why)
-                        continue
-                    bench.measure(keys, lambda fn=fn, backward=backward: _call(
-                        fn, args.steps, bh, n, dtype, device, backward),
-                        bytes_moved(args.steps, bh, n, dtype, backward))
+            bench.measure_impls(dict(config=f"T={args.steps} C={CHANNELS}", batch=bh, heads=1, tokens=n,
+                                     dtype=str(dtype).removeprefix("torch.")),
+                                impls,
+                                functools.partial(_call, steps=args.steps, bh=bh, n=n, dtype=dtype, device=device),
+                                functools.partial(bytes_moved, args.steps, bh, n, dtype))
     finally:
         rows = bench.close()
     return rows
@@ -131,6 +125,11 @@ def _time(fn: Callable[[], object], warmup: int = 3, iters: int = 20) -> tuple[f
     return statistics.median(times), (torch.cuda.max_memory_allocated() - base) / 2 ** 20
 
 
+def _infer(model: torch.nn.Module, x: torch.Tensor, amp: bool) -> None:
+    with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=amp):
+        model(x)
+
+
 def bench_model(names: tuple[str, ...], batch: int, steps: tuple[int, ...], amp: bool) -> None:
     import zoo
 
@@ -145,10 +144,7 @@ def bench_model(names: tuple[str, ...], batch: int, steps: tuple[int, ...], amp:
             for impl in ("triton", "reference"):
                 model.set_lif_impl(impl)
 
-                def run():
-                    with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=amp):
-                        model(x)
-                ms, mib = _time(run, warmup=2, iters=10)
+                ms, mib = _time(functools.partial(_infer, model, x, amp), warmup=2, iters=10)
                 print(f"| {name} | {T} | {impl} | {ms:.1f} | {batch / ms * 1e3:.0f} | {mib:.0f} |")
         del model
         torch.cuda.empty_cache()

@@ -21,12 +21,13 @@ Rows go to <out>.csv as they are measured (see `zoo.kernels._bench`). Nothing he
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
-from .._bench import Bench, add_common_args, bench_device, compile_once, grid, triton_skip_reason
+from .._bench import Bench, Impls, add_common_args, bench_device, compiled_entry, grid, triton_entry
 from . import linear_attention
 from .reference import linear_attention_reference, rope_2d_tables
 
@@ -64,14 +65,13 @@ def official_formulation(q, k, v, *, variant: str, rope_hw=None, eps: float = 1e
 
 # ----------------------------------------------------------------------------- rows
 
-def _implementations(device: torch.device, compiled: bool) -> dict[str, Optional[Callable]]:
-    impls: dict[str, Optional[Callable]] = {
-        "ours": lambda q, k, v, **kw: linear_attention(q, k, v, impl="triton", **kw),
-        "reference": linear_attention_reference,
-        "compiled": compile_once(linear_attention_reference) if compiled else None,
-        "official": official_formulation,
+def _implementations(device: torch.device, compiled: bool) -> Impls:
+    return {
+        "ours": triton_entry(lambda q, k, v, **kw: linear_attention(q, k, v, impl="triton", **kw), device),
+        "reference": (linear_attention_reference, ""),
+        "compiled": compiled_entry(linear_attention_reference, compiled),
+        "official": (official_formulation, ""),
     }
-    return impls
 
 
 def _inputs(batch: int, heads: int, n: int, d: int, dtype: torch.dtype, device: torch.device, grad: bool):
@@ -79,8 +79,8 @@ def _inputs(batch: int, heads: int, n: int, d: int, dtype: torch.dtype, device: 
     return [t.view(batch, heads, d, n).transpose(-1, -2).requires_grad_(grad) for t in fused.chunk(3, dim=1)]
 
 
-def _call(fn: Callable, variant: str, batch: int, heads: int, n: int, d: int, dtype: torch.dtype,
-          device: torch.device, backward: bool) -> Callable[[], object]:
+def _call(fn: Callable, backward: bool, variant: str, batch: int, heads: int, n: int, d: int, dtype: torch.dtype,
+          device: torch.device) -> Callable[[], object]:
     """The thunk that runs one row: forward, or forward and the input gradients."""
     side = round(n ** 0.5)
     rope_hw = None if variant == "inline" or side * side != n else (side, side)
@@ -108,7 +108,6 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
     bench = Bench("linear_attention", device, args.out, args.budget_s, args.peak_gbps, vars(args), args.smoke)
     variants = args.variants[:1] if args.smoke else args.variants
     impls = _implementations(device, compiled=not (args.smoke or args.no_compile))
-    no_triton = triton_skip_reason(device)
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(1)  # tiny tensors: one thread avoids OpenMP stalls on a busy machine
@@ -118,18 +117,11 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
                 heads = min(HEADS, bh)
                 batch = max(1, bh // heads)
                 elems, size = batch * heads * n * d, torch.finfo(dtype).bits // 8
-                for name, fn in impls.items():
-                    for pass_name, backward, traffic in (("fwd", False, 4), ("fwd+bwd", True, 11)):
-                        keys = dict(config=f"{variant} d={d}", batch=batch, heads=heads, tokens=n, dtype="bf16",
-                                    impl=name, **{"pass": pass_name})
-                        if fn is None:
-                            bench.skip(keys, "torch.compile rows off (--smoke / --no-compile)")
-                            continue
-                        if name == "ours" and no_triton:
-                            bench.skip(keys, no_triton)
-                            continue
-                        bench.measure(keys, lambda fn=fn, backward=backward: _call(
-                            fn, variant, batch, heads, n, d, dtype, device, backward), traffic * elems * size)
+                bench.measure_impls(
+                    dict(config=f"{variant} d={d}", batch=batch, heads=heads, tokens=n, dtype="bf16"), impls,
+                    functools.partial(_call, variant=variant, batch=batch, heads=heads, n=n, d=d, dtype=dtype,
+                                      device=device),
+                    lambda backward, elems=elems, size=size: (11 if backward else 4) * elems * size)
     finally:
         torch.set_num_threads(threads)
         rows = bench.close()
