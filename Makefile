@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zoo-installed
 MM_STAMP := $(VENV)/.zoo-mm-installed
 
-.PHONY: run test install mm clean
+.PHONY: run test lint install mm clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: $(STAMP)
 # machine the kernel tests must run compiled (.ci/gpu-check calls pytest without it).
 test: $(STAMP) $(MM_STAMP)
 	TRITON_INTERPRET=1 $(PY) -m pytest -n 2 --dist loadgroup -q
+
+# The rules are pyproject's [tool.ruff]; .pre-commit-config.yaml runs the same on each commit.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
