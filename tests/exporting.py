@@ -112,4 +112,4 @@ def assert_outputs_match(run: Callable[[torch.Tensor], object], model: torch.nn.
             out = torch.as_tensor(out)
             assert out.shape == ref.shape, f"batch {batch}: output shape {tuple(out.shape)}, eager {tuple(ref.shape)}"
             torch.testing.assert_close(out, ref, rtol=0, atol=ulps * F32_EPS * ref.abs().max().item(),
-                                       msg=lambda m: f"batch {batch}: {m}")
+                                       msg=lambda m, batch=batch: f"batch {batch}: {m}")

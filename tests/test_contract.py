@@ -282,7 +282,7 @@ def test_integer_images_are_a_clear_error(row):
     applies(row, "integer_images_are_a_clear_error")
     model = _cached(row)
     pixels = (image(row, batch=1).sigmoid() * 255).to(torch.uint8)  # an undecoded-image batch
-    for entry, call in _entry_points(model).items():
+    for call in _entry_points(model).values():
         with pytest.raises(TypeError, match=r"floating-point images \(float32, float16, bfloat16 or float64\), "
                                             r"got torch\.uint8.*x\.float\(\) / 255.*mean and std"):
             call(pixels)

@@ -5,6 +5,8 @@ independently of zoo.layers.ggem (which uses a max-scaled float32 form).
 """
 from __future__ import annotations
 
+import functools
+
 import pytest
 import timm
 import torch
@@ -103,7 +105,7 @@ def test_gradcheck_float64_input_and_p(fmt, shape, prefix):
     x = torch.where(torch.rand(shape, generator=gen) < 0.2, -x, x).requires_grad_()
     p = torch.tensor([1.5, 2.5, 4.0], dtype=torch.float64, requires_grad=True)
     for layout in ("contiguous", "strided"):
-        fn = lambda x_, p_: ggem(x_, p_, input_fmt=fmt, num_prefix_tokens=prefix, group_layout=layout)
+        fn = functools.partial(ggem, input_fmt=fmt, num_prefix_tokens=prefix, group_layout=layout)
         assert ggem(x, p, input_fmt=fmt, num_prefix_tokens=prefix).dtype == torch.float64
         assert torch.autograd.gradcheck(fn, (x, p), eps=1e-6, atol=1e-7, rtol=1e-5)
 

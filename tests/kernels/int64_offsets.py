@@ -108,9 +108,10 @@ def narrow_offset_products(ttir: str) -> list[str]:
         return True
 
     changed, found = True, []
+    scopes: list[dict] = []  # open regions, innermost last: name -> defining line
     while changed:  # loop-carried values: repeat until nothing new is learnt
         changed, found = False, []
-        scopes: list[dict] = [dict(args)]  # open regions, innermost last: name -> defining line
+        scopes[:] = [dict(args)]  # in place: the helpers below read this one list
         frames: list[dict] = []            # per open region: the values its scf.yield feeds
 
         def value(name: str) -> str:

@@ -80,7 +80,7 @@ def _model_name_of(name: str) -> str:
 
 def _header(name: str) -> str:
     lines = Path(zoo.mm.config_file(name)).read_text().splitlines()
-    return "\n".join(line[2:] for line in lines[:next(i for i, l in enumerate(lines) if not l.startswith("#"))])
+    return "\n".join(line[2:] for line in lines[:next(i for i, line in enumerate(lines) if not line.startswith("#"))])
 
 
 def _channels(model_name: str, **kwargs) -> list[int]:

@@ -96,7 +96,7 @@ except Exception as err:  # a broken mm stack must not stop `python -m zoo.mm.in
 
     _IMPORT_ERROR = err
     warnings.warn(f"zoo.mm: could not register ZooBackbone with mmdet/mmseg ({type(err).__name__}: {err}); "
-                  "run `python -m zoo.mm.install` to (re)install mm support", RuntimeWarning)
+                  "run `python -m zoo.mm.install` to (re)install mm support", RuntimeWarning, stacklevel=2)
 
 if _REGISTERED:
     from .backbone import ZooBackbone  # noqa: E402

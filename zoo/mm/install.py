@@ -346,7 +346,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise SystemExit("install torch first: mmcv is compiled against the installed torch")
+        raise SystemExit("install torch first: mmcv is compiled against the installed torch") from None
 
     if args.print_wheel:
         key_dir = cache_root(args.cache_dir) / cache_key(want_cuda_ops(args.cuda))
