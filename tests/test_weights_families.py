@@ -236,7 +236,7 @@ def test_official_file_in_weights_dir_and_through_zoo_convert(case, weights, tmp
     from zoo.cli.convert import main as zoo_convert
     out = tmp_path / "converted"
     zoo_convert([case.model, str(path), str(out), "--model-args", json.dumps(_jsonable(kwargs))])
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]  # + the card
     assert json.loads((out / "config.json").read_text())["architecture"] == case.model.split(".")[0]
     converted = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
     with torch.no_grad():
