@@ -305,6 +305,42 @@ def test_dynamic_conv_is_a_per_sample_depthwise_conv():
     torch.testing.assert_close(dynamic_depthwise_conv3x3(x, kernels), expected)
 
 
+def test_shifted_form_is_the_grouped_conv_up_to_summation_order():
+    """The export / empty-batch form against the eager one (groups = B*C): both sum the same nine float32
+    products per output, in different orders, so each differs from the exact sum by at most
+    gamma_9 = 9 eps / (1 - 9 eps) times sum |x k| (Higham's summation bound), and from each other by twice that."""
+    from zoo.layers.inline_attention import shifted_depthwise_conv3x3
+    g = torch.Generator().manual_seed(3)
+    x, kernels = torch.randn(3, 5, 9, 7, generator=g) * 4, torch.randn(3, 5, 3, 3, generator=g)
+    grouped, shifted = dynamic_depthwise_conv3x3(x, kernels), shifted_depthwise_conv3x3(x, kernels)
+    eps = torch.finfo(torch.float32).eps
+    magnitude = dynamic_depthwise_conv3x3(x.double().abs(), kernels.double().abs())
+    assert ((grouped.double() - shifted.double()).abs() <= 2 * 9 * eps / (1 - 9 * eps) * magnitude).all()
+    exact = dynamic_depthwise_conv3x3(x.double(), kernels.double())
+    assert ((shifted.double() - exact).abs() <= 9 * eps / (1 - 9 * eps) * magnitude).all()
+
+
+def test_dynamic_conv_takes_an_empty_batch():
+    out = dynamic_depthwise_conv3x3(torch.randn(0, 4, 5, 6), torch.randn(0, 4, 3, 3))
+    assert out.shape == (0, 4, 5, 6)
+
+
+def test_dynamic_conv_exports_without_batch_dependent_groups():
+    """torch.export with a dynamic batch traces the shifted form (ONNX's Conv `group` must be a constant)."""
+    class Local(torch.nn.Module):
+        def forward(self, x, kernels):
+            return dynamic_depthwise_conv3x3(x, kernels)
+
+    g = torch.Generator().manual_seed(4)
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(Local(), (torch.randn(2, 4, 5, 6, generator=g), torch.randn(2, 4, 3, 3, generator=g)),
+                                  dynamic_shapes=({0: batch}, {0: batch}))
+    assert not [n for n in program.graph.nodes if "conv" in str(n.target)]
+    x, kernels = torch.randn(3, 4, 5, 6, generator=g), torch.randn(3, 4, 3, 3, generator=g)
+    from zoo.layers.inline_attention import shifted_depthwise_conv3x3
+    assert torch.equal(program.module()(x, kernels), shifted_depthwise_conv3x3(x, kernels))
+
+
 def test_dynamic_kernels_use_nine_consecutive_outputs_per_channel():
     torch.manual_seed(0)
     gen = DynamicLocalConv(4, num_heads=2)

@@ -42,13 +42,8 @@ def run_in(sess: "ort.InferenceSession"):
     return lambda x: [torch.from_numpy(y) for y in sess.run(None, {name: x.numpy()})]
 
 
-_INLINE = ("zoo/layers/inline_attention.py:39 dynamic_depthwise_conv3x3 folds the batch into the channels, "
-           "F.conv2d(..., groups=b * c): ONNX Conv's `group` is an attribute, a constant, so a dynamic batch cannot "
-           "be converted (TypeError: Unsupported attribute type: SymbolicTensor, translating aten.conv2d). Fix in "
-           "the model: a per-sample 3x3 depthwise conv without batch-dependent groups (e.g. unfold + einsum)")
 # Families whose ONNX conversion fails because of model code (xfail, strict: the test flips when fixed).
 ONNX_FAILURES = {
-    "inline_cswin": _INLINE, "inline_deit": _INLINE, "inline_pvt": _INLINE, "inline_swin": _INLINE,
     "soft_norm": "onnxruntime's output differs from eager at batch 3 (max abs diff 0.026, 1.75e-4 allowed), "
                  "not at batch 1: SOFT-Norm's Newton start is a max over the WHOLE batch "
                  "(zoo/layers/soft_attention.py:84 newton_inverse_halving, reduce_max = torch.max(x)); the "

@@ -26,18 +26,43 @@ from torch import nn
 
 from ..kernels.linear_attention import linear_attention
 
-__all__ = ["linear_attention", "DynamicLocalConv", "InLineAttention", "dynamic_depthwise_conv3x3"]
+__all__ = [
+    "linear_attention", "DynamicLocalConv", "InLineAttention", "dynamic_depthwise_conv3x3",
+    "shifted_depthwise_conv3x3",
+]
 
 
 def dynamic_depthwise_conv3x3(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Depthwise 3x3 cross-correlation (zero padding 1) with one kernel per sample and channel.
 
-    x: (B, C, H, W); kernels: (B, C, 3, 3) -> (B, C, H, W). The batch is folded
-    into the channels (groups = B*C), as the official code does.
+    x: (B, C, H, W); kernels: (B, C, 3, 3) -> (B, C, H, W). Eagerly the batch is folded into
+    the channels (one conv, groups = B*C, as the official code does): on CPU 2-4x faster than
+    any form without batch-dependent groups. For a batch of 0 (no groups to fold) and under
+    torch.export (ONNX's Conv takes `group` as a constant, so a dynamic batch cannot be folded)
+    it is the sum of the nine shifted maps each times its kernel tap (`shifted_depthwise_conv3x3`),
+    the same function up to float32 summation order.
     """
+    if torch.compiler.is_exporting() or x.shape[0] == 0:
+        return shifted_depthwise_conv3x3(x, kernels)
     b, c, h, w = x.shape
     out = F.conv2d(x.reshape(1, b * c, h, w), kernels.reshape(b * c, 1, 3, 3), padding=1, groups=b * c)
     return out.reshape(b, c, h, w)
+
+
+def shifted_depthwise_conv3x3(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """`dynamic_depthwise_conv3x3` without a convolution: sum_ij pad(x)[.., i:i+H, j:j+W] * k[.., i, j].
+
+    Nothing depends on the batch size but the tensors' own shapes (any B, 0 included).
+    """
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1))
+    taps = kernels[..., None, None]  # (B, C, 3, 3, 1, 1): tap (i, j) broadcasts over the map
+    out = padded[..., 0:h, 0:w] * taps[:, :, 0, 0]
+    for i in range(3):
+        for j in range(3):
+            if i or j:
+                out = out + padded[..., i:i + h, j:j + w] * taps[:, :, i, j]
+    return out
 
 
 class DynamicLocalConv(nn.Sequential):

@@ -110,7 +110,7 @@ class InLineViTAttention(InLineAttention):
         return super().forward(x, (side, side), self.num_prefix_tokens)
 
 
-@handles_empty_batch
+@handles_empty_batch  # timm's VisionTransformer.forward_intermediates reshapes with -1: no B = 0
 class InLineDeiT(VisionTransformer):
     """InLine-DeiT: timm's ViT (cls token, learned pos-embed, LayerNorm eps 1e-6) with InLine attention.
 
@@ -180,7 +180,6 @@ class InLineDeiT(VisionTransformer):
 # --------------------------------------------------------------------------- hierarchical base
 
 
-@handles_empty_batch
 class _Pyramid(nn.Module):
     """What InLine-Swin / PVT / CSwin share: `stem`, four NHWC `stages`, final `norm`, `head`."""
 
@@ -426,6 +425,7 @@ class InLineSwinStage(_Stage):
         return self._blocks(self.downsample(x))
 
 
+@handles_empty_batch  # timm's SwinTransformerBlock / WindowAttention reshape with -1: no B = 0
 class InLineSwin(_Pyramid):
     """InLine-Swin: Swin v1 with InLine blocks (window 56 = whole map) and softmax window blocks.
 
