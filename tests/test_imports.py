@@ -72,9 +72,7 @@ def imports() -> dict[str, set[str]]:
 
 
 # Modules of kernels/ that may import zoo, each with the reason (keep it short; move such code out instead).
-KERNEL_MODULES_IMPORTING_ZOO = {
-    "zoo.kernels.lif.bench": "its --model mode times maxformer models with each neuron path (a script, lazily)",
-}
+KERNEL_MODULES_IMPORTING_ZOO: dict[str, str] = {}
 
 
 def test_kernels_never_import_zoo(imports):

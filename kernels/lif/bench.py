@@ -1,7 +1,6 @@
-"""Benchmark the multi-step LIF neuron: ours (Triton) side by side with its peers; Max-Former end to end.
+"""Benchmark the multi-step LIF neuron: ours (Triton) side by side with its peers.
 
     python -m zoo.kernels.lif.bench --out lif            # CUDA: lif.csv (row by row), lif.json
-    python -m zoo.kernels.lif.bench --model              # maxformer_10_384/768 images/s, Triton vs reference neurons
     TRITON_INTERPRET=1 python -m zoo.kernels.lif.bench --smoke --out /tmp/lif   # CPU smoke run
 
 Implementations, forward (inference: spikes only) and forward+backward (training: BPTT):
@@ -26,13 +25,15 @@ from x instead of reading one stored by the forward):
                           dx written:                                    5 s
 
 Rows go to <out>.csv as measured (see `zoo.kernels._bench`). Speed is recorded, never asserted.
+Max-Former end to end, Triton against reference neurons, is zoo-bench's (kernels never import zoo):
+
+    zoo-bench maxformer_10_384 maxformer_10_768 --device cuda --impl auto reference --model-kwargs '{"T": 4}'
 """
 from __future__ import annotations
 
 import argparse
 import functools
-import statistics
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -42,7 +43,7 @@ from . import multistep_lif, multistep_lif_reference
 CHANNELS = 32
 
 
-def _spikingjelly(backend: str, device: torch.device) -> tuple[Optional[Callable], str]:
+def _spikingjelly(backend: str, device: torch.device) -> tuple[Callable | None, str]:
     """spikingjelly's MultiStepLIFNode (tau 2, hard reset to 0, threshold 1, sigmoid surrogate 4,
     detached reset: the zoo's defaults) on `backend`, or None and why not."""
     try:
@@ -105,68 +106,13 @@ def bench_neuron(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-# ----------------------------------------------------------------------------- Max-Former end to end
-
-def _time(fn: Callable[[], object], warmup: int = 3, iters: int = 20) -> tuple[float, float]:
-    """(median ms, peak extra MiB) of fn() on the current CUDA device."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times), (torch.cuda.max_memory_allocated() - base) / 2 ** 20
-
-
-def _infer(model: torch.nn.Module, x: torch.Tensor, amp: bool) -> None:
-    with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=amp):
-        model(x)
-
-
-def bench_model(names: tuple[str, ...], batch: int, steps: tuple[int, ...], amp: bool) -> None:
-    import zoo
-
-    print(f"\n### Max-Former forward, batch {batch}, 224x224, {'bf16 autocast' if amp else 'fp32'}\n")
-    print("| model | T | neuron | ms / batch | images/s | peak MiB |")
-    print("|-|-|-|-|-|-|")
-    for name in names:
-        model = zoo.create_model(name).cuda().eval()
-        x = torch.randn(batch, 3, 224, 224, device="cuda")
-        for T in steps:
-            model.T = T
-            for impl in ("triton", "reference"):
-                model.set_lif_impl(impl)
-
-                ms, mib = _time(functools.partial(_infer, model, x, amp), warmup=2, iters=10)
-                print(f"| {name} | {T} | {impl} | {ms:.1f} | {batch / ms * 1e3:.0f} | {mib:.0f} |")
-        del model
-        torch.cuda.empty_cache()
-
-
-def main(argv: Optional[list[str]] = None) -> Optional[list[dict]]:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser, "lif")
     parser.add_argument("--steps", type=int, default=4, help="time steps T")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--no-compile", action="store_true", help="no torch.compile rows")
-    parser.add_argument("--model", action="store_true", help="time Max-Former end to end instead of the neuron")
-    parser.add_argument("--batch", type=int, default=32, help="model mode: images per batch")
-    parser.add_argument("--amp", action="store_true", help="model mode: bf16 autocast")
-    parser.add_argument("--names", nargs="+", default=["maxformer_10_384", "maxformer_10_768"])
     args = parser.parse_args(argv)
-    if args.model:
-        if not torch.cuda.is_available():
-            raise SystemExit("lif bench --model needs a CUDA device")
-        print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-        bench_model(tuple(args.names), args.batch, (1, 2, 4, 8), args.amp)
-        return None
     return bench_neuron(args)
 
 
