@@ -5,15 +5,25 @@
 - `check_model_args`: the constructor arguments every family shares (in_chans, num_classes,
   dropout and drop-path rates), checked when the model is built.
 - `handles_empty_batch`: a class decorator so those entry points answer an empty batch.
+
+Under torch.fx symbolic tracing (timm's `feature_cls="fx"`, torchvision's `create_feature_extractor`)
+the input is a Proxy with no dtype, shape or values: there is nothing to check, and a check's Python
+control flow would stop the trace. Every input check returns at once for a Proxy
+(`zoo.layers.fx.is_fx_proxy`); in eager mode, torch.compile and torch.export they run as before.
+(A check kept as a graph node would be dropped anyway: the feature extractors remove nodes whose
+result nothing uses.)
 """
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
+
+from .fx import is_fx_proxy
 
 __all__ = ["model_name", "check_image_input", "check_model_args", "shared_model_args", "handles_empty_batch"]
 
@@ -29,7 +39,10 @@ def check_image_input(x: torch.Tensor, in_chans: int, model_name: str, multiple_
     """Raise unless x is a floating-point (B, in_chans, H, W) batch with H, W multiples of `multiple_of`.
 
     TypeError for a non-tensor or a non-floating dtype, ValueError for a wrong shape.
+    Returns at once for a torch.fx Proxy (symbolic tracing: see the module note).
     """
+    if is_fx_proxy(x):
+        return
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{model_name} expects an image batch as a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -111,15 +124,24 @@ def handles_empty_batch(cls: ModelClass) -> ModelClass:
 
 
 def _empty_batch_safe(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
+    # `entry` reads no globals of this module (what it needs is in its closure), so it runs with the
+    # globals of the module that defines `method`: torch.fx tracers read the root forward's globals
+    # (timm's tracer replaces its notrace functions there, as timm's ViT resample_abs_pos_embed).
+    # A torch.fx Proxy is not a Tensor: tracing goes straight to `method`.
+    is_scripting, tensor, no_grad, eval_mode, zero_rows = (
+        torch.jit.is_scripting, torch.Tensor, torch.no_grad, _eval_mode, _zero_rows)
+
     def entry(self: nn.Module, x: Any, *args: Any, **kwargs: Any) -> Any:
-        if torch.jit.is_scripting() or not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] != 0:
+        if is_scripting() or not isinstance(x, tensor) or x.ndim < 2 or x.shape[0] != 0:
             return method(self, x, *args, **kwargs)
         blank = x.new_zeros((1, *x.shape[1:]))
-        with torch.no_grad(), _eval_mode(self):
+        with no_grad(), eval_mode(self):
             out = method(self, blank, *args, **kwargs)
-        return _zero_rows(out)
+        return zero_rows(out)
 
+    entry = types.FunctionType(entry.__code__, method.__globals__, entry.__name__, entry.__defaults__,
+                               entry.__closure__)
+    functools.update_wrapper(entry, method)
     entry._handles_empty_batch = True
     return entry
 

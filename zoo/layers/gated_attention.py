@@ -14,11 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..kernels.linear_attention import apply_rope_2d, linear_attention, rope_2d_tables
+from zoo.kernels.linear_attention import apply_rope_2d, rope_2d_tables
+
+from .fx import fx_leaf, linear_attention  # the kernel, as a leaf of torch.fx traces
 
 CORES = ("rala", "mala", "softmax")
 
 
+@fx_leaf  # its RoPE tables are built for the grid size
 def softmax_rope_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """softmax(d^-1/2 R(Q) R(K)^T) V on raw projections, via SDPA."""
     cos, sin = rope_2d_tables(*hw, q.shape[-1], device=q.device, dtype=q.dtype)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from timm.layers import RmsNorm
 from torch import nn
 
-from zoo.kernels.gated_linear_attention import bidirectional_gla
+from .fx import bidirectional_gla  # the kernel, as a leaf of torch.fx traces
 
 __all__ = ["BidirectionalGLA"]
 

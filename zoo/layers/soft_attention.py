@@ -17,6 +17,8 @@ from torch import nn
 
 from zoo.kernels.gaussian_attention import gaussian_attention, gaussian_kernel
 
+from .fx import fx_leaf
+
 __all__ = ["SoftAttention", "newton_inverse", "newton_inverse_halving", "NEWTON_INITS", "KERNEL_METHODS"]
 
 NEWTON_INITS = ("regularized", "halving")
@@ -177,6 +179,18 @@ class SoftAttention(nn.Module):
             return newton_inverse_halving(k2, self.newton_iters, self.per_sample_step)
         return newton_inverse(k2, self.newton_iters)
 
+    @fx_leaf  # torch.fx: autocast and the device-dependent path are Python, the Newton inverse an autograd.Function
+    def _kernel_attention(self, q: torch.Tensor, lm: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """K1 @ NewtonInv(K2) @ (K1^T @ V): kernels and the Newton routine in float32, also under
+        autocast (specs/soft.md §8)."""
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            mixing = self._mixing(_at_least_float32(lm))
+            if self.kernel_method == "torch":
+                qf, vf = _at_least_float32(q), _at_least_float32(v)
+                k1 = gaussian_kernel(qf, _at_least_float32(lm), "expand")
+                return torch.matmul(torch.matmul(k1, mixing), torch.matmul(k1.transpose(-1, -2), vf)).to(v.dtype)
+            return gaussian_attention(q, lm, mixing, v)
+
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         b, n, _ = x.shape
         h, w = size
@@ -189,15 +203,7 @@ class SoftAttention(nn.Module):
         lm = lm.flatten(2).transpose(1, 2).reshape(b, heads, -1, hd)
         lm = self.landmark_act(self.landmark_norm(lm))
 
-        # Kernels and the Newton routine in float32, also under autocast (specs/soft.md §8).
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            mixing = self._mixing(_at_least_float32(lm))
-            if self.kernel_method == "torch":
-                qf, vf = _at_least_float32(q), _at_least_float32(v)
-                k1 = gaussian_kernel(qf, _at_least_float32(lm), "expand")
-                out = torch.matmul(torch.matmul(k1, mixing), torch.matmul(k1.transpose(-1, -2), vf)).to(v.dtype)
-            else:
-                out = gaussian_attention(q, lm, mixing, v)
+        out = self._kernel_attention(q, lm, v)
 
         # Per-head k x k conv on V, one kernel shared by the head's channels.
         vc = v.reshape(b, heads, h, w, hd).permute(0, 4, 1, 2, 3).reshape(b * hd, heads, h, w)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Union
 
 import torch
-from timm.models._features import feature_take_indices
+from timm.models._features import FeatureGetterNet, feature_take_indices
 from timm.models._manipulate import checkpoint
 from torch import nn
 
@@ -103,3 +103,18 @@ def prune_feature_norms(model: nn.Module, prune_norm: bool) -> None:
         model.feature_norms = None
     elif model.feature_norms is not None:
         model.feature_norms = model.feature_norms[:len(model.stages)]
+
+
+def getter_feature_cfg(out_indices: Union[int, tuple[int, ...]], kwargs: dict) -> dict:
+    """`build_model_with_cfg`'s feature_cfg for a model with optional `feature_norms`.
+
+    timm's FeatureGetterNet (`forward_intermediates`) by default, with `norm` when the model is
+    built with feature norms. Only the getter takes `norm`: `feature_cls="fx"` (or "hook", ...)
+    in `kwargs` returns the raw outputs of the modules `feature_info` names, without the norms.
+    """
+    cls = kwargs.get("feature_cls", "getter")
+    getter = cls == "getter" or (isinstance(cls, type) and issubclass(cls, FeatureGetterNet))
+    cfg = dict(out_indices=out_indices, feature_cls="getter")
+    if getter:
+        cfg["norm"] = kwargs.get("feature_norms", False)
+    return cfg

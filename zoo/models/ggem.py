@@ -28,6 +28,7 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter_fn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name, shared_model_args
+from ..layers.fx import is_fx_proxy
 from ..layers.ggem import GGeM
 from ..pretrained import TIMM_HUB_FILENAME, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict
@@ -94,6 +95,8 @@ class GGeMVisionTransformer(VisionTransformer):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
+            return
+        if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
             return
         name = model_name(self)
         check_image_input(x, self.in_chans, name)

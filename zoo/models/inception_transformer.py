@@ -42,6 +42,7 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
+from ..layers.fx import fx_leaf, is_fx_proxy
 from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
@@ -233,6 +234,7 @@ class InceptionStage(nn.Module):
                            layer_scale_init_value, drop_path_rates[i])
             for i in range(depth)])
 
+    @fx_leaf  # torch.fx: resized only for another grid size
     def _pos_embed(self, H: int, W: int) -> torch.Tensor:
         if self.pos_embed.shape[1:3] == (H, W):
             return self.pos_embed
@@ -377,6 +379,8 @@ class InceptionTransformer(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
+            return
+        if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
             return
         name = model_name(self)
         check_image_input(x, self.in_chans, name)

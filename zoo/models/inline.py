@@ -42,6 +42,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name, shared_model_args
+from ..layers.fx import fx_leaf, is_fx_proxy
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.inline_attention import DynamicLocalConv, InLineAttention, linear_attention
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -101,13 +102,20 @@ class InLineViTAttention(InLineAttention):
         self.num_prefix_tokens = num_prefix_tokens
 
     def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False) -> torch.Tensor:
-        if attn_mask is not None or is_causal:
+        # (torch.fx traces attn_mask and is_causal as graph inputs: no check while tracing)
+        if not is_fx_proxy(x) and (attn_mask is not None or is_causal):
             raise ValueError("InLine attention takes no attention mask")
-        patches = x.shape[1] - self.num_prefix_tokens
-        side = math.isqrt(patches)
-        if side * side != patches:
-            raise ValueError(f"InLine-DeiT needs a square patch grid, got {patches} patch tokens")
+        side = _square_side(x.shape[1] - self.num_prefix_tokens)
         return super().forward(x, (side, side), self.num_prefix_tokens)
+
+
+@fx_leaf  # torch.fx: computed from the traced token count
+def _square_side(patches: int) -> int:
+    """The side of a square grid of `patches` tokens."""
+    side = math.isqrt(patches)
+    if side * side != patches:
+        raise ValueError(f"InLine-DeiT needs a square patch grid, got {patches} patch tokens")
+    return side
 
 
 @handles_empty_batch  # timm's VisionTransformer.forward_intermediates reshapes with -1: no B = 0
@@ -152,6 +160,8 @@ class InLineDeiT(VisionTransformer):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
+            return
+        if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
             return
         name = model_name(self)
         patch = self.patch_embed.patch_size[0]
@@ -491,6 +501,8 @@ class InLineSwin(_Pyramid):
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
             return
+        if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
+            return
         check_image_input(x, self.in_chans, model_name(self))
         if tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(
@@ -560,6 +572,7 @@ class InLinePVTStage(_Stage):
         self.blocks = nn.Sequential(*[
             InLinePVTBlock(dim, num_heads, mlp_ratio, qkv_bias, proj_drop, drop_path_rates[j]) for j in range(depth)])
 
+    @fx_leaf  # torch.fx: resized only for another grid size
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
         pos = self.pos_embed.reshape(1, *self.grid, -1)
         if (h, w) == self.grid:
@@ -570,7 +583,7 @@ class InLinePVTStage(_Stage):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
-        x = self.pos_drop(x + self._pos_embed(*x.shape[1:3]))
+        x = self.pos_drop(x + self._pos_embed(x.shape[1], x.shape[2]))
         return self._blocks(x)
 
 
@@ -629,6 +642,8 @@ class InLinePVT(_Pyramid):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
+            return
+        if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
             return
         check_image_input(x, self.in_chans, model_name(self))
         if min(x.shape[-2:]) < self.min_size:
@@ -837,6 +852,8 @@ class InLineCSwin(_Pyramid):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
+            return
+        if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
             return
         check_image_input(x, self.in_chans, model_name(self))
         if tuple(x.shape[-2:]) != self.img_size:

@@ -38,6 +38,7 @@ from timm.models._manipulate import adapt_input_conv
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
+from ..layers.fx import fx_leaf, is_fx_proxy
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.spiking import MultiStepLIF
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -286,6 +287,15 @@ class SpikingHead(nn.Module):
         return self.fc(self.drop(s)).mean(0)
 
 
+@fx_leaf  # torch.fx: the layout follows the input's rank
+def _time_major(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, C, H, W) image -> (steps, B, C, H, W), the image at every step; (B, T', C, H, W) frames (event
+    data, as the official forward accepts) -> (T', B, C, H, W)."""
+    if x.ndim == 5:
+        return x.transpose(0, 1).contiguous()
+    return x.unsqueeze(0).repeat(steps, 1, 1, 1, 1)
+
+
 @handles_empty_batch
 class MaxFormer(nn.Module):
     """Max-Former (ImageNet): stride-4 spiking stem, DWC7 x1, Max-Pool embed, DWC5 x2, Max-Pool embed, SSA x7.
@@ -409,11 +419,10 @@ class MaxFormer(nn.Module):
         """(B, C, H, W) image -> (T, B, C, H, W), the image at every step; (B, T', C, H, W) frames -> (T', B, ...)."""
         if torch.jit.is_scripting():
             return x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
-        if x.ndim == 5:  # a sequence of frames (event data), as the official forward accepts
-            check_image_input(x.flatten(0, 1), self.in_chans, model_name(self), multiple_of=PATCH)
-            return x.transpose(0, 1).contiguous()
-        check_image_input(x, self.in_chans, model_name(self), multiple_of=PATCH)
-        return x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        if not is_fx_proxy(x):  # (torch.fx symbolic tracing: nothing to check)
+            check_image_input(x.flatten(0, 1) if x.ndim == 5 else x, self.in_chans, model_name(self),
+                              multiple_of=PATCH)
+        return _time_major(x, self.T)
 
     def forward_intermediates(
             self,

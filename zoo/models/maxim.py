@@ -52,6 +52,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
+from ..layers.fx import fx_leaf, is_fx_proxy
 from ..pretrained import OPTIMIZER_TARGET, OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, strip_prefixes, unwrap_state_dict
 from ._flax_layout import conv_kernel, conv_transpose_kernel, dense_kernel, is_flax_tree
@@ -114,6 +115,7 @@ class ConvUp(nn.ConvTranspose2d):
         return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
+@fx_leaf  # torch.fx: skipped, and antialiased, by the sizes
 def resize_bilinear(x: torch.Tensor, size: Size2) -> torch.Tensor:
     """`jax.image.resize(..., 'bilinear')` of a channels-last tensor: half-pixel centres, antialiased when shrinking."""
     if tuple(x.shape[1:3]) == tuple(size):
@@ -126,6 +128,7 @@ def resize_bilinear(x: torch.Tensor, size: Size2) -> torch.Tensor:
     return y.to(x.dtype).permute(0, 2, 3, 1)
 
 
+@fx_leaf  # torch.fx: skipped by the sizes
 def resize_nearest(x: torch.Tensor, size: Size2) -> torch.Tensor:
     """`jax.image.resize(..., 'nearest')` of a channels-last tensor: source index floor((o + 0.5) * in / out)."""
     if tuple(x.shape[1:3]) == tuple(size):
@@ -395,6 +398,11 @@ class SAM(nn.Module):
         return self.conv_feat(x) * torch.sigmoid(self.conv_attn(image)) + x, image
 
 
+@fx_leaf  # torch.fx: from the traced sizes
+def _scaled_size(h: int, w: int, ratio: float) -> tuple[int, int]:
+    return int(h * ratio), int(w * ratio)
+
+
 class ResizeConv(PointwiseConv):
     """`UpSampleRatio`: bilinear resize by `ratio`, then a 1x1 conv (conv first when upsampling: exact, cheaper)."""
 
@@ -403,7 +411,7 @@ class ResizeConv(PointwiseConv):
         self.ratio = ratio
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = (int(x.shape[1] * self.ratio), int(x.shape[2] * self.ratio))
+        size = _scaled_size(x.shape[1], x.shape[2], self.ratio)
         if self.ratio > 1:
             return resize_bilinear(super().forward(x), size)
         return super().forward(resize_bilinear(x, size))
@@ -543,6 +551,7 @@ def official_padding(height: int, width: int, multiple: int = PAD_MULTIPLE) -> t
     return pads[0][0], pads[0][1], pads[1][0], pads[1][1]
 
 
+@fx_leaf  # torch.fx: the padding follows the input size
 def pad_input(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:
     """The official padding of an NCHW batch: (padded batch, (top, left) offset of the original pixels).
 
@@ -683,6 +692,8 @@ class MAXIM(nn.Module):
         return model_name(self)
 
     def _check_input(self, x: torch.Tensor, network: bool) -> None:
+        if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
+            return
         check_image_input(x, self.in_chans, self._name)
         if network:
             h, w = x.shape[-2:]

@@ -39,7 +39,7 @@ from ..layers.checks import check_image_input, check_model_args, handles_empty_b
 from ..layers.ggem import GGeM, create_global_pool
 from ..pretrained import TIMM_HUB_FILENAME, OfficialFile, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
-from ._features import prune_feature_norms, staged_intermediates
+from ._features import getter_feature_cfg, prune_feature_norms, staged_intermediates
 from ._ggem_surgery import check_ggem_groups, fill_missing_ggem_p
 
 __all__ = ["PoolFormerV1"]
@@ -282,7 +282,7 @@ def _create_poolformerv1(variant: str, pretrained: bool = False, **kwargs: Any) 
     return build_zoo_model(
         PoolFormerV1, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter", norm=kwargs.get("feature_norms", False)),
+        feature_cfg=getter_feature_cfg(out_indices, kwargs),
         **kwargs,
     )
 

@@ -34,7 +34,7 @@ from ..pretrained import build_zoo_model, unconfirmed_weights
 from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input, model_name
 from ..layers.checks import check_model_args, handles_empty_batch
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
-from ._features import prune_staged, staged_intermediates
+from ._features import getter_feature_cfg, prune_staged, staged_intermediates
 from ._ggem_surgery import supports_ggem
 
 __all__ = ["RAVLT"]
@@ -386,7 +386,7 @@ def _create_ravlt(variant: str, pretrained: bool = False, **kwargs: Any) -> RAVL
     return build_zoo_model(
         RAVLT, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter", norm=kwargs.get("feature_norms", False)),
+        feature_cfg=getter_feature_cfg(out_indices, kwargs),
         **kwargs,
     )
 

@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
+from ..layers.fx import fx_leaf, is_fx_proxy
 from ..layers.soft_attention import SoftAttention
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files, unconfirmed_weights
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
@@ -74,6 +75,7 @@ class Downsample(nn.Module):
         return self.act(self.norm(self.conv(x)))
 
 
+@fx_leaf  # torch.fx: resized only for another grid size
 def resize_pos_embed(pos_embed: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(1, g*g, C) table -> (1, H*W, C): bilinear, align_corners=False, as every official forward."""
     g = int(pos_embed.shape[1] ** 0.5)
@@ -360,6 +362,8 @@ class SOFT(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
+            return
+        if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
             return
         name = model_name(self)
         check_image_input(x, self.in_chans, name)

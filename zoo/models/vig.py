@@ -50,10 +50,11 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
+from ..layers.fx import fx_leaf, is_fx_proxy
 from ..layers.gla import BidirectionalGLA
 from ..pretrained import OfficialFile, build_zoo_model, register_official_files, unconfirmed_weights
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
-from ._features import prune_staged, staged_intermediates
+from ._features import getter_feature_cfg, prune_staged, staged_intermediates
 from ._ggem_surgery import supports_ggem
 
 __all__ = ["ViG", "ViGH"]
@@ -106,6 +107,8 @@ def _drop_path_rates(drop_path_rate: float, total: int) -> list[float]:
 def _check_input(model: nn.Module, x: torch.Tensor, min_size: int) -> None:
     if torch.jit.is_scripting():
         return
+    if is_fx_proxy(x):  # torch.fx symbolic tracing: nothing to check (zoo.layers.checks)
+        return
     name = model_name(model)
     check_image_input(x, model.in_chans, name)
     h, w = x.shape[-2:]
@@ -134,6 +137,7 @@ class ViGStem(nn.Module):
         return self.proj(x)
 
 
+@fx_leaf  # torch.fx: resized only for another grid size
 def resize_pos_embed(pos_embed: torch.Tensor, src: Sequence[int], dst: Sequence[int]) -> torch.Tensor:
     """(1, src_h*src_w, C) -> (1, dst_h*dst_w, C), bicubic, align_corners=False, no antialias (official)."""
     if tuple(src) == tuple(dst):
@@ -653,7 +657,7 @@ def _create_vig_h(variant: str, pretrained: bool = False, **kwargs: Any) -> ViGH
     return build_zoo_model(
         ViGH, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter", norm=kwargs.get("feature_norms", False)),
+        feature_cfg=getter_feature_cfg(out_indices, kwargs),
         **kwargs,
     )
 
