@@ -39,3 +39,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# timm's own tests/test_models.py on each family's smallest variant (tests/timm_suite/run.py fetches the test
+# file of the installed timm from PyPI once; ~30 min on 2 loaded cores, so not part of `make test`).
+timm-tests: $(STAMP)
+	$(PY) tests/timm_suite/run.py -q -rfE

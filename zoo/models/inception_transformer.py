@@ -274,6 +274,8 @@ class InceptionTransformer(nn.Module):
         drop_path_rate: stochastic depth, linear over all blocks.
     """
 
+    output_fmt = "NHWC"  # forward_features' layout, declared as timm's NHWC models do
+
     def __init__(
             self,
             img_size: Union[int, tuple[int, int]] = 224,

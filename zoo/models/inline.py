@@ -197,6 +197,7 @@ class _Pyramid(nn.Module):
     stages: nn.Sequential
     norm: nn.Module
     head: ClassifierHead
+    output_fmt = "NHWC"  # forward_features' layout, declared as timm's NHWC models do
 
     def _init_head(self, num_features: int, num_classes: int, global_pool: str, drop_rate: float) -> None:
         self.num_features = self.head_hidden_size = num_features

@@ -317,6 +317,11 @@ class MaxFormer(nn.Module):
         lif_impl: 'auto', 'triton' or 'reference' for every LIF (None: ZOO_KERNELS_IMPL, then the device).
     """
 
+    # forward_features' layout: (B, T, C, H, W), the time steps kept for the head's LIF. timm's formats
+    # (NCHW, NHWC, NCL, NLC) have no time axis, so `output_fmt` is not set: timm's checks that assume a
+    # 4-D map (its test_model_default_cfgs) do not apply: a declared exception (tests/timm_suite).
+    features_fmt = "NTCHW"
+
     def __init__(
             self,
             in_chans: int = 3,
