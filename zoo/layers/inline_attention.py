@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fx import is_fx_proxy, linear_attention  # the kernel, as a leaf of torch.fx traces
+from .fx import fx_leaf, is_fx_proxy, linear_attention  # the kernel, as a leaf of torch.fx traces
 
 __all__ = [
     "linear_attention", "DynamicLocalConv", "InLineAttention", "dynamic_depthwise_conv3x3",
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 
+@fx_leaf  # torch.fx: its form depends on the batch size
 def dynamic_depthwise_conv3x3(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Depthwise 3x3 cross-correlation (zero padding 1) with one kernel per sample and channel.
 
