@@ -19,15 +19,13 @@ Each symbolic trace takes seconds on a CPU core: a test traces once or twice.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import pytest
 import timm
 import torch
+from exporting import build, family_of, family_params, image
 from timm.models import FeatureGraphNet, get_notrace_functions, get_notrace_modules
 from torchvision.models.feature_extraction import NodePathTracer
-
-from exporting import build, family_of, family_params, image
 
 TIMM_TRACER = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
 
@@ -76,7 +74,7 @@ def _same(got, expected) -> bool:
     return torch.equal(_first(got), _first(expected))
 
 
-def _trace(model: torch.nn.Module, tracer_kwargs: Optional[dict]) -> torch.fx.GraphModule:
+def _trace(model: torch.nn.Module, tracer_kwargs: dict | None) -> torch.fx.GraphModule:
     tracer = NodePathTracer(**(tracer_kwargs or {}))
     graph = tracer.trace(model)
     return torch.fx.GraphModule(tracer.root, graph)
@@ -93,7 +91,7 @@ def test_fx_features_equal_the_eager_module_outputs(row):
         _, expected = _eager(model, names, x)
         got = extractor(x)
     assert len(got) == len(names)
-    for name, feature in zip(names, got):
+    for name, feature in zip(names, got, strict=True):
         assert _same(feature, expected[name]), f"{name}: the FX feature differs from the eager module output"
 
 

@@ -7,8 +7,9 @@ version: from --timm-tests FILE or $ZOO_TIMM_TESTS, else from timm's source dist
 (`pip download timm==<version> --no-binary :all:`, cached in ~/.cache/zoo/timm-tests/<version>/).
 It copies the file into that cache with the change a timm pull request adding the zoo would make:
 the zoo's ViT-like models join timm's NON_STD_FILTERS and its family modules (all have
-forward_intermediates) join FEAT_INTER_FILTERS (the lists are in zoo_timm_plugin.py). Then it runs pytest on the copy with the plugin `zoo_timm_plugin.py`, which imports zoo,
-keeps only the zoo's smallest variants, and marks the declared exceptions.
+forward_intermediates) join FEAT_INTER_FILTERS (the lists are in zoo_timm_plugin.py). Then it runs
+pytest on the copy with the plugin `zoo_timm_plugin.py`, which imports zoo, keeps only the zoo's
+smallest variants, and marks the declared exceptions.
 """
 from __future__ import annotations
 

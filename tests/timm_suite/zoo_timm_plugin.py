@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         test = item.originalname
         if test in DOWNLOAD_TESTS and os.environ.get("ZOO_TIMM_SUITE_DOWNLOADS") != "1":
-            item.add_marker(pytest.mark.skip(reason="downloads pretrained weights (ZOO_TIMM_SUITE_DOWNLOADS=1 runs it)"))
+            item.add_marker(pytest.mark.skip(reason="downloads weights (ZOO_TIMM_SUITE_DOWNLOADS=1 runs it)"))
         for (declared_test, prefix), reason in DECLARED_EXCEPTIONS.items():
             if test == declared_test and name.startswith(prefix):
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=True))

@@ -19,7 +19,8 @@ lists the zoo's leaves as it lists timm's own.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch.fx
 from timm.layers import register_notrace_function
@@ -38,7 +39,7 @@ def is_fx_proxy(x: Any) -> bool:
     return isinstance(x, torch.fx.Proxy)
 
 
-def _find_proxy(values: Any) -> Optional[torch.fx.Proxy]:
+def _find_proxy(values: Any) -> torch.fx.Proxy | None:
     for value in values:
         if isinstance(value, torch.fx.Proxy):
             return value
