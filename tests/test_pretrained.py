@@ -122,8 +122,9 @@ def test_zoo_convert_writes_the_hub_layout_with_identical_outputs(tmp_path):
     args = {**zoo_kwargs(golden), "num_classes": golden.constructor["num_classes"]}
     out = tmp_path / "converted"
     zoo_convert(["ravlt_t", str(official), str(out), "--model-args", json.dumps(args)])
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((out / "config.json").read_text())["architecture"] == "ravlt_t"
+    assert "ravlt_t" in (out / "README.md").read_text()  # the model's card
     model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
     with torch.no_grad():
         golden.assert_close(model(golden.input))
