@@ -33,9 +33,9 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -55,11 +55,11 @@ SIDES = ("official", "zoo")
 # ----------------------------------------------------------------------------- official builders
 # The per-family loaders live in zoo.bench.official (zoo-bench --official-root uses them too).
 
-def _official(zoo_name: str) -> Callable[[Optional[Path], int], nn.Module]:
+def _official(zoo_name: str) -> Callable[[Path | None, int], nn.Module]:
     return lambda root, res: build_official(zoo_name, {OFFICIAL[zoo_name].family: root}, res)
 
 
-def _timm_poolformer(_root: Optional[Path], _res: int) -> nn.Module:
+def _timm_poolformer(_root: Path | None, _res: int) -> nn.Module:
     import timm
     return timm.create_model("poolformer_s12")
 
@@ -68,8 +68,8 @@ def _timm_poolformer(_root: Optional[Path], _res: int) -> nn.Module:
 class Row:
     label: str
     zoo_name: str
-    family: Optional[str]          # folder under --official-root; None: no checkout needed
-    official: Callable[[Optional[Path], int], nn.Module]   # (checkout, input size) -> model
+    family: str | None          # folder under --official-root; None: no checkout needed
+    official: Callable[[Path | None, int], nn.Module]   # (checkout, input size) -> model
     official_label: str = "official"
 
 
@@ -82,7 +82,7 @@ ROWS = {
 
 # ----------------------------------------------------------------------------- one measurement (child)
 
-def build(row: Row, side: str, root: Optional[Path], res: int = 224) -> nn.Module:
+def build(row: Row, side: str, root: Path | None, res: int = 224) -> nn.Module:
     torch.manual_seed(0)
     if side == "zoo":
         import zoo
@@ -93,7 +93,7 @@ def build(row: Row, side: str, root: Optional[Path], res: int = 224) -> nn.Modul
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def measure(row: Row, side: str, root: Optional[Path], res: int, threads: int, repeats: int,
+def measure(row: Row, side: str, root: Path | None, res: int, threads: int, repeats: int,
             clock: str = "wall") -> dict:
     torch.set_num_threads(threads)
     now = CLOCKS[clock]
@@ -136,7 +136,7 @@ def parse_roots(values: list[str]) -> dict[str, Path]:
     return roots
 
 
-def run_child(name: str, side: str, res: int, root: Optional[Path], args: argparse.Namespace) -> dict:
+def run_child(name: str, side: str, res: int, root: Path | None, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", name, side, str(res), str(root or ""),
            "--threads", str(args.threads), "--repeats", str(args.repeats), "--clock", args.clock]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -159,12 +159,12 @@ def device_line() -> str:
     return f"{model}, {os.cpu_count()} logical CPUs"
 
 
-def best(results: list[dict], key: str) -> Optional[float]:
+def best(results: list[dict], key: str) -> float | None:
     values = [r[key] for r in results if key in r]
     return min(values) if values else None
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default=DEFAULT_ROWS, help="NAME@RES,... (default: issue 24's table)")
     parser.add_argument("--official-root", action="append", default=[], metavar="DIR | FAMILY=DIR")

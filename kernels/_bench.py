@@ -28,7 +28,6 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from typing import Optional
 
 import torch
 
@@ -43,12 +42,12 @@ GRID = ((8, 196), (64, 3136), (512, 3136), (8, 50176), (64, 50176), (512, 50176)
 SMOKE_GRID = ((2, 16),)
 PASSES = (("fwd", False), ("fwd+bwd", True))  # (pass, backward): every implementation runs both
 # name -> (function, "") or (None, why its rows are skipped)
-Impls = dict[str, tuple[Optional[Callable], str]]
+Impls = dict[str, tuple[Callable | None, str]]
 # Datasheet peaks (GB/s) for devices whose properties do not give the memory clock.
 KNOWN_PEAK_GBPS = {"H200": 4800.0, "H100": 3350.0, "A100": 2039.0}
 
 
-def peak_bandwidth_gbps(device: torch.device) -> Optional[float]:
+def peak_bandwidth_gbps(device: torch.device) -> float | None:
     """The device's peak memory bandwidth: memory clock (double data rate) x bus width, else the datasheet."""
     if device.type != "cuda":
         return None
@@ -98,7 +97,7 @@ def grid(args: argparse.Namespace) -> list[tuple[int, int]]:
     return points
 
 
-def triton_skip_reason(device: torch.device) -> Optional[str]:
+def triton_skip_reason(device: torch.device) -> str | None:
     """Why this run has no Triton rows (CPU without TRITON_INTERPRET=1, no Triton), or None."""
     from ._dispatch import triton_unsupported
     reason = triton_unsupported(device)
@@ -108,12 +107,12 @@ def triton_skip_reason(device: torch.device) -> Optional[str]:
 NO_COMPILE = "torch.compile rows off (--smoke / --no-compile)"
 
 
-def compiled_entry(fn: Callable, compiled: bool) -> tuple[Optional[Callable], str]:
+def compiled_entry(fn: Callable, compiled: bool) -> tuple[Callable | None, str]:
     """The 'compiled' implementation: fn under torch.compile, or skipped when compile rows are off."""
     return (compile_once(fn), "") if compiled else (None, NO_COMPILE)
 
 
-def triton_entry(fn: Callable, device: torch.device) -> tuple[Optional[Callable], str]:
+def triton_entry(fn: Callable, device: torch.device) -> tuple[Callable | None, str]:
     """The 'ours' implementation: fn (the Triton path), or skipped with the reason the device cannot run it."""
     why = triton_skip_reason(device)
     return (None, why) if why else (fn, "")
@@ -162,7 +161,7 @@ def _time_ms(fn: Callable[[], object], device: torch.device, smoke: bool = False
     return statistics.median(times)
 
 
-def _peak_mem_mib(fn: Callable[[], object], device: torch.device) -> Optional[float]:
+def _peak_mem_mib(fn: Callable[[], object], device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
     _sync(device)
@@ -176,8 +175,8 @@ def _peak_mem_mib(fn: Callable[[], object], device: torch.device) -> Optional[fl
 class Bench:
     """The CSV of one benchmark run, one row per measurement, written as it is measured."""
 
-    def __init__(self, op: str, device: torch.device, out: Optional[str], budget_s: Optional[float],
-                 peak_gbps: Optional[float], args: Optional[dict] = None, smoke: bool = False):
+    def __init__(self, op: str, device: torch.device, out: str | None, budget_s: float | None,
+                 peak_gbps: float | None, args: dict | None = None, smoke: bool = False):
         self.op, self.device, self.budget_s, self.smoke = op, device, budget_s, smoke
         self.peak_gbps = peak_gbps or peak_bandwidth_gbps(device)
         self.start = time.perf_counter()
@@ -210,7 +209,7 @@ class Bench:
     def skip(self, keys: dict, reason: str, status: str = "skipped") -> None:
         self.write({"op": self.op, **keys, "status": status, "note": reason})
 
-    def measure(self, keys: dict, make: Callable[[], Callable[[], object]], bytes_moved: Optional[int]) -> None:
+    def measure(self, keys: dict, make: Callable[[], Callable[[], object]], bytes_moved: int | None) -> None:
         """Time `make()`'s thunk and write its row. keys: config, batch, heads, tokens, dtype, impl, pass.
 
         `make` builds the inputs and returns the call to time, so that an allocation that does not
@@ -238,7 +237,7 @@ class Bench:
         self.write(row)
 
     def measure_impls(self, keys: dict, impls: Impls, call: Callable[..., Callable[[], object]],
-                      bytes_moved: Callable[[bool], Optional[int]]) -> None:
+                      bytes_moved: Callable[[bool], int | None]) -> None:
         """Every implementation, forward and forward+backward, at one shape: one row each.
 
         keys: config, batch, heads, tokens, dtype. call(fn, backward) builds the thunk of one row (the
@@ -261,7 +260,7 @@ class Bench:
         return self.rows
 
 
-def _metadata(device: torch.device, peak_gbps: Optional[float], args: dict) -> dict:
+def _metadata(device: torch.device, peak_gbps: float | None, args: dict) -> dict:
     try:
         import triton
         triton_version = triton.__version__

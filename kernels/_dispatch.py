@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Optional
 
 import torch
 
@@ -61,7 +60,7 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def requested_impl(op: str, impl: Optional[str]) -> str:
+def requested_impl(op: str, impl: str | None) -> str:
     """The caller's choice: the argument, else ZOO_KERNELS_IMPL for None or 'auto', else 'auto'."""
     if impl is not None and impl not in IMPLS:
         raise ValueError(f"{op}: impl must be one of {IMPLS}, got {impl!r}")
@@ -73,7 +72,7 @@ def requested_impl(op: str, impl: Optional[str]) -> str:
 
 
 def triton_unsupported(device: torch.device, dtypes: Iterable[torch.dtype] = (),
-                       triton_dtypes: tuple[torch.dtype, ...] = TRITON_DTYPES) -> Optional[str]:
+                       triton_dtypes: tuple[torch.dtype, ...] = TRITON_DTYPES) -> str | None:
     """Why the Triton path cannot take tensors on `device` with `dtypes` ("needs ..."), or None."""
     bad = sorted({t for t in dtypes if t not in triton_dtypes}, key=str)
     if bad:
@@ -86,7 +85,7 @@ def triton_unsupported(device: torch.device, dtypes: Iterable[torch.dtype] = (),
     return None
 
 
-def resolve_impl(op: str, impl: Optional[str], device: torch.device, unsupported: Optional[str] = None) -> str:
+def resolve_impl(op: str, impl: str | None, device: torch.device, unsupported: str | None = None) -> str:
     """'triton' or 'reference' for the op's inputs on `device`.
 
     `impl`: the caller's choice (see `requested_impl`). `unsupported`: why the Triton path cannot
@@ -104,7 +103,7 @@ def resolve_impl(op: str, impl: Optional[str], device: torch.device, unsupported
     return "triton"
 
 
-def check_tensor(op: str, name: str, t: object, shape: str, ndim: Optional[int] = None,
+def check_tensor(op: str, name: str, t: object, shape: str, ndim: int | None = None,
                  dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES) -> None:
     """t is a tensor of one of `dtypes` (and of `ndim` dims if given); `shape` names its layout."""
     if not isinstance(t, torch.Tensor):

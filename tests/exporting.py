@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 
 import pytest
 import torch
+from rows import ModelRow, all_rows
 from torch.utils._pytree import tree_leaves
 
 import zoo
-from rows import ModelRow, all_rows
 
 # Registered-name prefix -> family. The longest matching prefix wins (soft_norm_* before soft_*).
 FAMILY_PREFIXES = {
@@ -46,7 +46,7 @@ def family_of(name: str) -> str:
     return FAMILY_PREFIXES[max(matches, key=len)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def smallest_by_family() -> dict[str, ModelRow]:
     """Each family's variant with the fewest parameters (ties: the first name)."""
     smallest: dict[str, ModelRow] = {}

@@ -28,14 +28,14 @@ import numpy as np
 import pytest
 import timm
 import torch
+from golden import load_golden
 from safetensors.torch import save as safetensors_bytes
+from test_ravlt import official_training_checkpoint, zoo_kwargs
+from test_weights_families import MISSING, official_path
 from torch import nn
 
 import zoo  # noqa: F401  (registers the models)
 import zoo.pretrained as pretrained
-from golden import load_golden
-from test_ravlt import official_training_checkpoint, zoo_kwargs
-from test_weights_families import MISSING, official_path
 from zoo.models._checkpoint import CheckpointMismatchError, check_state_dict
 
 

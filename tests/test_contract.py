@@ -13,12 +13,11 @@ import math
 import re
 
 import pytest
-import timm
 import torch
+from rows import ModelRow, all_rows
 
 import zoo
 import zoo.pretrained
-from rows import ModelRow, all_rows
 from zoo.layers.ggem import GGeM
 from zoo.models import apply_ggem
 

@@ -13,9 +13,16 @@ differently ordered reduction.
 from __future__ import annotations
 
 import pytest
-
-from exporting import (ALL_ROWS, FAMILY_PREFIXES, assert_outputs_match, exported, family_of, family_params,
-                       forget, smallest_by_family)
+from exporting import (
+    ALL_ROWS,
+    FAMILY_PREFIXES,
+    assert_outputs_match,
+    exported,
+    family_of,
+    family_params,
+    forget,
+    smallest_by_family,
+)
 
 EXPORT_ULPS = 64
 

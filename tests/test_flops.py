@@ -110,9 +110,8 @@ def test_a_zoo_model_is_the_sum_of_its_layers():
 def test_a_zoo_model_with_sdpa_and_a_kernel_op_is_the_sum_of_its_parts(monkeypatch):
     # A small RAVLT at 64x64 (head dim 16): conv / linear layers (hooks) + RALA in stages 1-2 (the op's formula,
     # from the shapes it is called with) + softmax attention in stages 3-4 (SDPA, 2 B H L S (E + Ev) by hand).
-    from zoo.kernels.linear_attention import linear_attention_flops
-
     import zoo.layers.gated_attention as mixer
+    from zoo.kernels.linear_attention import linear_attention_flops
 
     sdpa_calls, linear_calls = [], []
     sdpa, linear = F.scaled_dot_product_attention, mixer.linear_attention

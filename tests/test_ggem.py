@@ -10,11 +10,11 @@ import functools
 import pytest
 import timm
 import torch
+from golden import GOLDEN_DIR, load_golden
 from safetensors.torch import load_file
 from torch import nn
 
 import zoo
-from golden import GOLDEN_DIR, load_golden
 from zoo.layers.ggem import GGeM, ggem
 from zoo.models import apply_ggem, remove_ggem, supports_ggem
 

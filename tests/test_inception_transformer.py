@@ -13,9 +13,9 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from golden import Golden, load_golden
 
 import zoo
-from golden import Golden, load_golden
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.inception_transformer import LowMixer, checkpoint_filter_fn, resample_pos_embed
 

@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import pickle
-import sys
 import shutil
+import sys
 import types
 
 import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from golden import Golden, load_golden
 
 import zoo
 import zoo.pretrained as pretrained
-from golden import Golden, load_golden
 from zoo.layers.inline_attention import DynamicLocalConv, dynamic_depthwise_conv3x3, linear_attention
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.inline import checkpoint_filter_fn

@@ -8,9 +8,9 @@ from collections import OrderedDict
 import pytest
 import timm
 import torch
+from golden import Golden, load_golden
 
 import zoo
-from golden import Golden, load_golden
 from zoo.layers.spiking import MultiStepLIF, spiking_stats
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.maxformer import checkpoint_filter_fn, official_key_order

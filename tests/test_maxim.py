@@ -16,17 +16,17 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from golden import GOLDEN_DIR, load_golden
 from PIL import Image
 from safetensors.torch import load_file
 
 import zoo
 import zoo.pretrained
 from zoo.cli import restore_image as restore
-from zoo.pretrained import load_npz
 from zoo.models import maxim
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.maxim import MAXIM, checkpoint_filter_fn, pad_input
-from golden import GOLDEN_DIR, load_golden
+from zoo.pretrained import load_npz
 
 TINY = "maxim__tiny_cfg"
 PAD = "maxim__tiny_cfg_pad_nonsquare"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from exporting import EXAMPLE_BATCH, assert_outputs_match, exported, family_params, forget, image
 
 ort = pytest.importorskip("onnxruntime")
@@ -29,7 +28,7 @@ from zoo.kernels.linear_attention import linear_attention, linear_attention_refe
 ONNX_ULPS = 1024
 
 
-def session(program: torch.export.ExportedProgram, example: tuple) -> "ort.InferenceSession":
+def session(program: torch.export.ExportedProgram, example: tuple) -> ort.InferenceSession:
     onnx_program = torch.onnx.export(program, example, dynamo=True, verbose=False)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # no more threads than pytest gives torch
@@ -37,7 +36,7 @@ def session(program: torch.export.ExportedProgram, example: tuple) -> "ort.Infer
                                 providers=["CPUExecutionProvider"])
 
 
-def run_in(sess: "ort.InferenceSession"):
+def run_in(sess: ort.InferenceSession):
     (name,) = [i.name for i in sess.get_inputs()]
     return lambda x: [torch.from_numpy(y) for y in sess.run(None, {name: x.numpy()})]
 

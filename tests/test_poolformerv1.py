@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from golden import Golden, load_golden
 from safetensors.torch import save_file
 from timm.layers import GroupNorm1
 from timm.models.metaformer import MetaFormer
@@ -11,7 +12,6 @@ from timm.models.metaformer import checkpoint_filter_fn as timm_metaformer_filte
 from torch import nn
 
 import zoo
-from golden import Golden, load_golden
 from zoo.layers.ggem import GGeM
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.poolformerv1 import checkpoint_filter_fn

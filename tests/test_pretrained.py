@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import collections
+import json
 import sys
 import types
 
 import pytest
 import timm
 import torch
-
-import zoo.pretrained as pretrained
 from golden import load_golden
 from test_ravlt import official_training_checkpoint, zoo_kwargs
+
+import zoo.pretrained as pretrained
 
 
 class NotAllowed:

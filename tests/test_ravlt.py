@@ -6,11 +6,11 @@ import argparse
 import pytest
 import timm
 import torch
+from golden import Golden, load_golden
 
 import zoo
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.ravlt import checkpoint_filter_fn
-from golden import Golden, load_golden
 
 CLASSIFIER_FIXTURES = ["ravlt__tiny_cfg", "ravlt__tiny_cfg_nonsquare", "mala__tiny_cfg", "mala__tiny_cfg_nonsquare"]
 BACKBONE_FIXTURES = ["ravlt__tiny_cfg_det_backbone", "mala__tiny_cfg_det_backbone"]
@@ -235,6 +235,7 @@ def test_rope_tables_cached_in_inference_mode_serve_training():
 
 def test_rope_tables_are_not_cached_while_tracing():
     from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
     from zoo.kernels.linear_attention import reference
     reference._ROPE_TABLES.clear()
     with FakeTensorMode():  # what torch.export traces with

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import timm
+from rows import all_rows
 
 import zoo
-from rows import all_rows
 from zoo.__main__ import CARDS, format_table, main, registry_rows
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from exporting import smallest_by_family
 
 import zoo  # noqa: F401  (registers the zoo's models with timm)
-from exporting import smallest_by_family
 
 smp = pytest.importorskip("segmentation_models_pytorch")
 

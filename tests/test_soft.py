@@ -9,11 +9,11 @@ import types
 import pytest
 import timm
 import torch
+from golden import Golden, load_golden
 
 import zoo
 import zoo.layers.soft_attention as soft_attention
 import zoo.pretrained as pretrained
-from golden import Golden, load_golden
 from zoo.layers.soft_attention import SoftAttention, newton_inverse, newton_inverse_halving
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.soft import checkpoint_filter_fn

@@ -5,9 +5,9 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from golden import Golden, load_golden
 
 import zoo
-from golden import Golden, load_golden
 from zoo.layers.gla import BidirectionalGLA
 from zoo.models._checkpoint import CheckpointMismatchError
 from zoo.models.vig import checkpoint_filter_fn

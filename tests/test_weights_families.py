@@ -23,19 +23,19 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import timm
 import torch
+from golden import Golden, load_golden
 from timm.models._builder import resolve_pretrained_cfg
 
 import zoo  # noqa: F401  (registers the models)
 import zoo.pretrained as pretrained
-from golden import Golden, load_golden
-
 
 # --------------------------------------------------------------------------- where the library looks
 
@@ -356,6 +356,7 @@ FIXED_SIZE = [pytest.param(name, id=name.split("__")[1]) for name in
 @pytest.mark.parametrize("fixture", FIXED_SIZE)
 def test_zoo_convert_takes_fixed_input_size_models(fixture, weights, tmp_path):
     from test_inline import official_training_checkpoint, zoo_args
+
     from zoo.cli.convert import main as zoo_convert
     golden = load_golden(fixture)
     variant, kwargs = zoo_args(golden)

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from golden import load_golden
 
 import zoo
 import zoo.pretrained as pretrained
-from golden import load_golden
 from zoo.pretrained import OfficialFile
 
 

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_checkpoint(
-        ckpt_root: Path, step: int, model: torch.nn.Module, ema: Optional[torch.nn.Module],
+        ckpt_root: Path, step: int, model: torch.nn.Module, ema: torch.nn.Module | None,
         state: dict[str, Any], keep: int = 2) -> Path:
     """Atomically write checkpoint `step` under `ckpt_root`; keep the `keep` newest up to it."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
@@ -154,7 +154,7 @@ def _read_safetensors(file: Path) -> None:
         f.keys()
 
 
-def _why_unreadable(read: Callable[[], Any]) -> Optional[str]:
+def _why_unreadable(read: Callable[[], Any]) -> str | None:
     try:
         read()
         return None
@@ -184,7 +184,7 @@ def is_valid(path: Path) -> bool:
     return not unreadable_files(path)
 
 
-def find_latest(ckpt_root: Path) -> Optional[Path]:
+def find_latest(ckpt_root: Path) -> Path | None:
     """The newest valid checkpoint (older ones when newer are unreadable): for reading weights, not resuming."""
     for path in reversed(list_checkpoints(ckpt_root)):
         if is_valid(path):
@@ -192,7 +192,7 @@ def find_latest(ckpt_root: Path) -> Optional[Path]:
     return None
 
 
-def resolve_resume(resume: str, ckpt_root: Path) -> Optional[Path]:
+def resolve_resume(resume: str, ckpt_root: Path) -> Path | None:
     """The checkpoint a run continues from, or None for a new run.
 
     'auto': the newest checkpoint under ckpt_root (None if there is none); if it cannot be resumed from, a
@@ -222,7 +222,7 @@ def resolve_resume(resume: str, ckpt_root: Path) -> Optional[Path]:
     return path
 
 
-def newest_resumable(ckpt_root: Path) -> Optional[Path]:
+def newest_resumable(ckpt_root: Path) -> Path | None:
     """The newest checkpoint under ckpt_root if it can be resumed from, None if there is none, else an error."""
     checkpoints = list_checkpoints(ckpt_root)
     if not checkpoints:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,7 +15,7 @@ register_configs()
 
 
 @hydra.main(config_path="pkg://zoo.configs", config_name="train", version_base="1.3")
-def _hydra_train(cfg: DictConfig) -> Optional[float]:
+def _hydra_train(cfg: DictConfig) -> float | None:
     # Heavy imports only once Hydra has parsed the command line.
     from zoo import UnknownModelError
 
@@ -51,7 +50,7 @@ def train_main() -> None:
     _hydra_train()
 
 
-def validate_main(argv: Optional[list[str]] = None) -> None:
+def validate_main(argv: list[str] | None = None) -> None:
     """`zoo-validate --model NAME [NAME | WILDCARD ...] (--pretrained | --checkpoint PATH) --data DIR`."""
     from .validate import main
 

@@ -22,18 +22,18 @@ import contextlib
 import itertools
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler, default_collate
-
 from timm.data import ImageDataset, Mixup, create_dataset, create_loader, create_transform
 from timm.data.dataset_factory import _search_split
 from timm.data.distributed_sampler import RepeatAugSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler, default_collate
 
 from .compat import patch_timm_posterize
 from .digits import digits_root
@@ -115,10 +115,10 @@ class ShardSampler(Sampler):
 @dataclass
 class TrainData:
     loader: Any
-    sampler: Optional[ResumableSampler]  # None for streaming datasets
+    sampler: ResumableSampler | None  # None for streaming datasets
     batches_per_epoch: int
     num_classes: int
-    mixup: Optional[Mixup]
+    mixup: Mixup | None
 
     def start_epoch(self, epoch: int, skip_batches: int = 0) -> Iterator[Any]:
         """An iterator over the epoch's batches, starting after `skip_batches` of them."""
@@ -230,7 +230,7 @@ def collate_readable(items: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list
     return images, targets, skipped
 
 
-def eval_loader(dataset: Dataset, batch_size: int, workers: int, sampler: Optional[Sampler] = None,
+def eval_loader(dataset: Dataset, batch_size: int, workers: int, sampler: Sampler | None = None,
                 pin_memory: bool = False) -> DataLoader:
     """An evaluation loader, in order; a timm ImageDataset's unreadable images come out as skipped names."""
     skips = isinstance(dataset, ImageDataset) and not dataset.load_bytes
@@ -277,7 +277,7 @@ def eval_transform(data_cfg: DictConfig) -> Any:
         crop_mode=crop_mode(data_cfg))
 
 
-def build_mixup(aug: DictConfig, num_classes: int) -> Optional[Mixup]:
+def build_mixup(aug: DictConfig, num_classes: int) -> Mixup | None:
     if not (aug.mixup > 0 or aug.cutmix > 0 or aug.cutmix_minmax is not None):
         return None
     return Mixup(

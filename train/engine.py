@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -27,7 +27,7 @@ def preprocessing_cfg(data_cfg: DictConfig) -> dict[str, Any]:
 
 
 def create_model(model_cfg: DictConfig | dict, num_classes: int,
-                 overlay: Optional[dict[str, Any]] = None) -> nn.Module:
+                 overlay: dict[str, Any] | None = None) -> nn.Module:
     """timm.create_model through zoo.create_model: the zoo's architectures, and close names for unknown ones."""
     import zoo
 
@@ -75,7 +75,7 @@ def create_optimizer(model: nn.Module, cfg: DictConfig, lr: float) -> torch.opti
         filter_bias_and_bn=o.filter_bias_and_bn, layer_decay=o.layer_decay, **extra)
 
 
-def scheduler_lrs(cfg: DictConfig, info: Optional[DistInfo]) -> tuple[float, float]:
+def scheduler_lrs(cfg: DictConfig, info: DistInfo | None) -> tuple[float, float]:
     """(warmup_lr, min_lr): as given, or scaled by global_batch / lr_base_size (sched.scale_with_batch)."""
     s = cfg.sched
     if not s.scale_with_batch:
@@ -87,7 +87,7 @@ def scheduler_lrs(cfg: DictConfig, info: Optional[DistInfo]) -> tuple[float, flo
 
 
 def create_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, updates_per_epoch: int,
-                     info: Optional[DistInfo] = None) -> tuple[Any, int]:
+                     info: DistInfo | None = None) -> tuple[Any, int]:
     """timm's scheduler and the total number of epochs (warmup prefix and cooldown included)."""
     s = cfg.sched
     warmup_lr, min_lr = scheduler_lrs(cfg, info)
@@ -133,7 +133,7 @@ class Evaluation:
     def skipped(self) -> int:
         return int(self.metrics["skipped"])
 
-    def skips_message(self, what: str, allow: Optional[str]) -> str:
+    def skips_message(self, what: str, allow: str | None) -> str:
         """How many `what` were skipped, which, and (`allow`) the option that accepts skips."""
         skipped, total = self.skipped, self.skipped + int(self.metrics["images"])
         names = "; ".join(self.skipped_files[:10]) + (" ..." if len(self.skipped_files) > 10 else "")

@@ -9,7 +9,7 @@ import dataclasses
 import difflib
 import typing
 from importlib import resources
-from typing import Any, Optional
+from typing import Any
 
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -52,7 +52,7 @@ def config_groups() -> set[str]:
     return groups
 
 
-def check_key(key: str, schema: dict[str, bool], groups: set[str]) -> Optional[str]:
+def check_key(key: str, schema: dict[str, bool], groups: set[str]) -> str | None:
     """None if `key` is valid, else an error message with suggestions."""
     if key in schema or key in groups or key.startswith("hydra"):
         return None

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from timm.utils import update_summary
 
@@ -40,7 +40,7 @@ class Progress:
             self.bar = tqdm(total=total, initial=first, desc=self.epoch_desc, dynamic_ncols=True,
                             leave=True, file=sys.stdout)
 
-    def step(self, batch_idx: int, images: int, loss: Optional[float], lr: float) -> None:
+    def step(self, batch_idx: int, images: int, loss: float | None, lr: float) -> None:
         self.done_steps += 1
         self.images += images
         img_s = self.images / max(time.perf_counter() - self.t0, 1e-9)

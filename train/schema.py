@@ -7,7 +7,7 @@ config starts from `TrainConfig`, a key that is not declared here is an error
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -17,15 +17,15 @@ from omegaconf import MISSING
 class ModelConfig:
     name: str = "ravlt_t"                 # any timm-registered model (zoo models included)
     pretrained: bool = False
-    init_checkpoint: Optional[str] = None  # weights (.safetensors or a checkpoint dir) to start from
+    init_checkpoint: str | None = None  # weights (.safetensors or a checkpoint dir) to start from
     init_checkpoint_required: bool = False  # fine-tune experiments: refuse to start without init_checkpoint
     # Pass init_checkpoint through the family's checkpoint_filter_fn before the (still strict) load: resizes
     # what depends on the resolution (pos-embeds, relative-position tables) for the 384 fine-tunes from 224
     # weights. Off by default so that an init load is exact unless an experiment asks for the adaptation.
     init_checkpoint_adapt: bool = False
-    num_classes: Optional[int] = None     # None: the dataset's number of classes
-    drop_rate: Optional[float] = None     # None: the model's own default
-    drop_path_rate: Optional[float] = None
+    num_classes: int | None = None     # None: the dataset's number of classes
+    drop_rate: float | None = None     # None: the model's own default
+    drop_path_rate: float | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments
     sync_bn: bool = False                 # convert BatchNorm to SyncBatchNorm under DDP on CUDA
     channels_last: bool = False
@@ -38,7 +38,7 @@ class DataConfig:
     # timm dataset name: "" (image folder / tar), "wds/...", "hfds/...", "hfids/...", "tfds/...", "torch/..."
     name: str = ""
     # Required (set it, or data=digits with root null for the embedded scikit-learn digits).
-    root: Optional[str] = MISSING
+    root: str | None = MISSING
     train_split: str = "train"
     val_split: str = "validation"
     # Image folders: a root without the val_split folder (nor val/, eval/...) is an error, because timm would
@@ -47,7 +47,7 @@ class DataConfig:
     # Validation: an unreadable image is counted and named, and the run stops (after checkpointing the epoch)
     # unless this is true; then the metrics cover the readable images and the count is reported.
     allow_skips: bool = False
-    num_classes: Optional[int] = None     # needed for streaming datasets; folders count their classes
+    num_classes: int | None = None     # needed for streaming datasets; folders count their classes
     class_map: str = ""
     download: bool = False
     img_size: int = 224
@@ -59,15 +59,15 @@ class DataConfig:
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     batch_size: int = 128                 # per process (per GPU)
-    val_batch_size: Optional[int] = None  # None: same as batch_size
+    val_batch_size: int | None = None  # None: same as batch_size
     workers: int = 8
     pin_memory: bool = True
 
 
 @dataclass
 class AugConfig:
-    auto_augment: Optional[str] = None    # e.g. "rand-m9-mstd0.5-inc1" (RandAugment)
-    color_jitter: Optional[float] = None
+    auto_augment: str | None = None    # e.g. "rand-m9-mstd0.5-inc1" (RandAugment)
+    color_jitter: float | None = None
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
     ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
     hflip: float = 0.5
@@ -77,7 +77,7 @@ class AugConfig:
     recount: int = 1
     mixup: float = 0.0                    # Mixup alpha (0: off)
     cutmix: float = 0.0                   # CutMix alpha (0: off)
-    cutmix_minmax: Optional[list[float]] = None
+    cutmix_minmax: list[float] | None = None
     mixup_prob: float = 1.0
     mixup_switch_prob: float = 0.5
     mixup_mode: str = "batch"
@@ -88,17 +88,17 @@ class AugConfig:
 @dataclass
 class OptimConfig:
     opt: str = "adamw"                    # any timm.optim name
-    lr: Optional[float] = None            # absolute lr; None: base_lr * global_batch / lr_base_size
+    lr: float | None = None            # absolute lr; None: base_lr * global_batch / lr_base_size
     base_lr: float = 5e-4
     lr_base_size: int = 512
     weight_decay: float = 0.05
-    eps: Optional[float] = 1e-8
-    betas: Optional[list[float]] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float | None = 1e-8
+    betas: list[float] | None = field(default_factory=lambda: [0.9, 0.999])
     momentum: float = 0.9
-    layer_decay: Optional[float] = None
+    layer_decay: float | None = None
     # timm: no weight decay on parameters with ndim <= 1 (norms, biases) nor the model's no_weight_decay()
     filter_bias_and_bn: bool = True
-    clip_grad: Optional[float] = None
+    clip_grad: float | None = None
     clip_mode: str = "norm"
 
 
@@ -138,7 +138,7 @@ class CheckpointConfig:
 
 @dataclass
 class DebugConfig:
-    max_steps_per_epoch: Optional[int] = None  # cut epochs short (smoke tests)
+    max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests)
     step_delay_s: float = 0.0                  # sleep after each step (preemption tests)
 
 
@@ -154,7 +154,7 @@ class TrainConfig:
     debug: DebugConfig = field(default_factory=DebugConfig)
     name: str = "default"                 # run name; the output dir is <output_root>/<name>
     output_root: str = "outputs"
-    output_dir: Optional[str] = None      # None: Hydra's run dir
+    output_dir: str | None = None      # None: Hydra's run dir
     # "auto": the newest checkpoint in the output dir (none: a new run; unreadable: an error, never a new start);
     # "never": a new run, refused if the output dir already holds checkpoints; or a checkpoint directory (a
     # weights-only start is model.init_checkpoint=<dir> with resume=never).

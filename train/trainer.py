@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -19,8 +19,19 @@ from . import checkpoint as ckpt
 from . import engine
 from .data import build_train_data, build_val_loader
 from .distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, seed_everything
-from .engine import (autocast, create_criterion, create_model, create_optimizer, create_scheduler, ema_decay,
-                     evaluate, global_batch_size, preprocessing_cfg, scaled_lr, updates_per_epoch)
+from .engine import (
+    autocast,
+    create_criterion,
+    create_model,
+    create_optimizer,
+    create_scheduler,
+    ema_decay,
+    evaluate,
+    global_batch_size,
+    preprocessing_cfg,
+    scaled_lr,
+    updates_per_epoch,
+)
 from .reporting import MetricsWriter, Progress, format_duration, write_summary
 
 log = logging.getLogger("zoo.train")
@@ -37,7 +48,7 @@ class TrainingInterrupted(Exception):
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # what SLURM and torchrun send before killing
 
 
-def run(cfg: DictConfig, output_dir: Optional[str] = None) -> dict[str, Any]:
+def run(cfg: DictConfig, output_dir: str | None = None) -> dict[str, Any]:
     """Train as `cfg` says; return the summary (also written to <output_dir>/summary.json)."""
     info = init_distributed(cfg.device)
     try:
@@ -83,10 +94,10 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.updates = 0, 0, 0
         self.best: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
-        self.skips: Optional[engine.Evaluation] = None  # the last validation's, until checked
+        self.skips: engine.Evaluation | None = None  # the last validation's, until checked
         self.resumed_from = self._resume()
 
-        self.ddp: Optional[nn.parallel.DistributedDataParallel] = None
+        self.ddp: nn.parallel.DistributedDataParallel | None = None
         self.train_model: nn.Module = self.model
         if info.distributed:
             if cfg.model.sync_bn and info.device.type == "cuda":  # SyncBatchNorm needs CUDA
@@ -127,7 +138,7 @@ class Trainer:
             log.info("initial weights: %s%s", path, " (adapted by the family's checkpoint filter)" if adapt else "")
 
     # ---- resume / checkpoint ---------------------------------------------------------------
-    def _choose_checkpoint(self) -> tuple[Optional[Path], str]:
+    def _choose_checkpoint(self) -> tuple[Path | None, str]:
         """(checkpoint to resume from or None, why the run cannot go on or ''), decided on rank 0."""
         ckpt.remove_unfinished_writes(self.ckpt_root)
         try:
@@ -138,7 +149,7 @@ class Trainer:
             ckpt.set_aside_newer(self.ckpt_root, path)
         return path, ""
 
-    def _resume(self) -> Optional[Path]:
+    def _resume(self) -> Path | None:
         # Rank 0 picks the checkpoint so that every rank resumes from the same one (or stops with the same error).
         path, error = all_gather_objects(self._choose_checkpoint() if self.info.is_main else None, self.info)[0]
         if error:

@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import yaml
@@ -141,7 +141,7 @@ def paper_precision(model_name: str) -> str:
     return "fp32" if cfg.precision == "fp32" else "fp16"
 
 
-def paper_top1(model_name: str) -> Optional[float]:
+def paper_top1(model_name: str) -> float | None:
     """The paper's ImageNet-1k top-1 (%) from the model's metadata (zoo.metadata), or None."""
     try:
         from zoo import metadata
@@ -164,7 +164,7 @@ def write_results(path: Path, results: list[dict[str, Any]]) -> None:
         writer.writerows(results)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         names = resolve_model_names(args.model) if args.model else [None]
@@ -198,7 +198,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     return status
 
 
-def _validate(args: argparse.Namespace, model_name: Optional[str]) -> tuple[dict[str, Any], int]:
+def _validate(args: argparse.Namespace, model_name: str | None) -> tuple[dict[str, Any], int]:
     """One model: its result (printed as a JSON line) and the exit status it asks for."""
     model_cfg: dict[str, Any] = {"name": model_name, "kwargs": json.loads(args.model_kwargs)}
     num_classes, overlay = args.num_classes, None

@@ -271,7 +271,7 @@ class allow_unconfirmed_weights:
         _allow_unconfirmed = bool(allow)
         apply_weights_policy()
 
-    def __enter__(self) -> "allow_unconfirmed_weights":
+    def __enter__(self) -> allow_unconfirmed_weights:
         return self
 
     def __exit__(self, *exc: object) -> None:

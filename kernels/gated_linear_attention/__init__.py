@@ -28,8 +28,6 @@ no spill; (32, 64) fp32 1308/1316, bf16 12/12; (64, 64) fp16 180/208.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
@@ -141,7 +139,7 @@ def _backward_flops(do_shape, q_shape, k_shape, v_shape, *args, out_shape=None, 
 
 def bidirectional_gla(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a_f: torch.Tensor, a_b: torch.Tensor,
-        scale: Optional[float] = None, *, impl: Optional[str] = None,
+        scale: float | None = None, *, impl: str | None = None,
 ) -> torch.Tensor:
     """o_f + o_b of ViG's bidirectional gated linear attention; (B, N, H, dv), v's dtype.
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,7 @@ from .reference import bigla_chunked
 HEADS = 8
 
 
-def _fla_chunk_gla() -> tuple[Optional[Callable], str]:
+def _fla_chunk_gla() -> tuple[Callable | None, str]:
     """fla's chunk_gla, or None and why not."""
     try:
         from fla.ops.gla import chunk_gla
@@ -76,7 +76,7 @@ def official_train_path(chunk_gla: Callable) -> Callable:
 
 def _implementations(device: torch.device, compiled: bool) -> Impls:
     """name -> (function(q, k, v, a_f, a_b, scale), "") or (None, why its rows are skipped)."""
-    def entry(fn: Optional[Callable], why: str) -> tuple[Optional[Callable], str]:
+    def entry(fn: Callable | None, why: str) -> tuple[Callable | None, str]:
         return (None, why) if why else (fn, "")
 
     chunk_gla, fla_why = _fla_chunk_gla()
@@ -114,7 +114,7 @@ def bytes_moved(batch: int, n: int, heads: int, dk: int, dv: int, backward: bool
     return forward + ((4 * ek + 3 * ev) * 2 + 4 * ek * 4 if backward else 0)
 
 
-def main(argv: Optional[list[str]] = None) -> list[dict]:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, "gated_linear_attention")
     parser.add_argument("--head-dims", type=int, nargs=2, default=[32, 64], metavar=("DK", "DV"))

@@ -28,8 +28,6 @@ Accumulation is in float32 (float64 inputs stay float64); the output has v's dty
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
@@ -53,7 +51,7 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a_f: torch.Tensor,
 
 def bigla_recurrent(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a_f: torch.Tensor, a_b: torch.Tensor,
-        scale: Optional[float] = None,
+        scale: float | None = None,
 ) -> torch.Tensor:
     """o_f + o_b by the two token-by-token recurrences (the definition; slow)."""
     _check(q, k, v, a_f, a_b)
@@ -76,7 +74,7 @@ def bigla_recurrent(
 
 
 def causal_gla_chunked(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, chunk_size: Optional[int] = None,
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, chunk_size: int | None = None,
 ) -> torch.Tensor:
     """Causal GLA, o[t] = sum_{s<=t} (q_t * exp(A[t] - A[s])) . k_s v_s, A = inclusive cumsum of a.
 
@@ -118,7 +116,7 @@ def causal_gla_chunked(
 
 def bigla_chunked(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a_f: torch.Tensor, a_b: torch.Tensor,
-        scale: Optional[float] = None, chunk_size: Optional[int] = None,
+        scale: float | None = None, chunk_size: int | None = None,
 ) -> torch.Tensor:
     """o_f + o_b by chunks: the forward scan on the sequence, the backward scan on the
     reversed sequence with reversed a_b (its inclusive cumsum in reversed order is the

@@ -29,8 +29,6 @@ and 136/120.)
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
@@ -171,7 +169,7 @@ def gaussian_attention(
         landmarks: torch.Tensor,
         mixing: torch.Tensor,
         v: torch.Tensor,
-        impl: Optional[str] = None,
+        impl: str | None = None,
 ) -> torch.Tensor:
     """X = K1 @ (mixing @ (K1^T @ v)) with K1[i, j] = exp(-||q_i - landmarks_j||^2 / 2).
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -73,7 +73,7 @@ def bytes_moved(batch: int, heads: int, n: int, d: int, backward: bool) -> int:
     return batch * heads * per_head
 
 
-def main(argv: Optional[list[str]] = None) -> list[dict]:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, "gaussian_attention")
     parser.add_argument("--no-compile", action="store_true", help="no torch.compile rows")

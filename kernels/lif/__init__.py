@@ -35,8 +35,6 @@ stores at BLOCK 1024: forward 32-148, backward 37-130, no spill.)
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
@@ -155,7 +153,7 @@ def multistep_lif(
         v_reset: float = 0.0,
         surrogate_alpha: float = 4.0,
         detach_reset: bool = True,
-        impl: Optional[str] = None,
+        impl: str | None = None,
 ) -> torch.Tensor:
     """Spikes (0/1, same shape and dtype as x) of LIF neurons driven by x over its first dim (time).
 

@@ -42,8 +42,6 @@ fp32 d = 16 _query_grad 4/4; _apply needed 32-128 registers.)
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
@@ -112,7 +110,7 @@ def _check_rope(q: torch.Tensor, variant: str, rope_hw) -> None:
         raise ValueError(f"{OP}: 2-D RoPE needs a head dim divisible by 4, got d={q.shape[-1]}")
 
 
-def _triton_unsupported(q: torch.Tensor) -> Optional[str]:
+def _triton_unsupported(q: torch.Tensor) -> str | None:
     if q.shape[-1] not in TRITON_HEAD_DIMS:
         return f"head dim d in {TRITON_HEAD_DIMS}, got d={q.shape[-1]}"
     return triton_unsupported(q.device, [q.dtype])
@@ -124,7 +122,7 @@ def _path(q: torch.Tensor, impl: str) -> str:
     return path if q.shape[0] * q.shape[1] > 0 else "reference"
 
 
-def _hw(rope_hw) -> Optional[tuple[int, int]]:
+def _hw(rope_hw) -> tuple[int, int] | None:
     return None if rope_hw is None else (int(rope_hw[0]), int(rope_hw[1]))
 
 
@@ -136,15 +134,15 @@ def _like(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x.new_empty((b, h, n, d), dtype=dtype)
 
 
-def _launch(block_n: int, chunks: Optional[int], num_warps: Optional[int]):
+def _launch(block_n: int, chunks: int | None, num_warps: int | None):
     from .triton_linear_attention import LaunchConfig
     return LaunchConfig(block_n=block_n, chunks=chunks, num_warps=num_warps)
 
 
 @torch.library.custom_op("zoo::linear_attention", mutates_args=())
 def linear_attention_op(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, variant: str, rope_hw: Optional[list[int]],
-        eps: float, impl: str, block_n: int = 64, chunks: Optional[int] = None, num_warps: Optional[int] = None,
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, variant: str, rope_hw: list[int] | None,
+        eps: float, impl: str, block_n: int = 64, chunks: int | None = None, num_warps: int | None = None,
 ) -> list[torch.Tensor]:
     """[y] on the reference path; [y, kv, kbar, vbar, qbar, softmax max, softmax sum] on the Triton path
     (the O(d^2) statistics its backward reuses). block_n, chunks, num_warps: the Triton launch."""
@@ -173,8 +171,8 @@ def _fake(q, k, v, variant, rope_hw, eps, impl, block_n=64, chunks=None, num_war
 @torch.library.custom_op("zoo::linear_attention_backward", mutates_args=())
 def linear_attention_backward_op(
         dy: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, stats: list[torch.Tensor],
-        variant: str, rope_hw: Optional[list[int]], eps: float, block_n: int = 64, chunks: Optional[int] = None,
-        num_warps: Optional[int] = None,
+        variant: str, rope_hw: list[int] | None, eps: float, block_n: int = 64, chunks: int | None = None,
+        num_warps: int | None = None,
 ) -> list[torch.Tensor]:
     """[dq, dk, dv] of the Triton path, from the forward's statistics."""
     from . import triton_linear_attention as kernels
@@ -233,7 +231,7 @@ def _backward_flops(dy_shape, q_shape, k_shape, v_shape, stats_shapes, variant, 
 
 def linear_attention(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, variant: str,
-        rope_hw: Optional[tuple[int, int]] = None, eps: float = 1e-6, impl: str = "auto",
+        rope_hw: tuple[int, int] | None = None, eps: float = 1e-6, impl: str = "auto",
 ) -> torch.Tensor:
     """Non-causal linear attention core of RALA / MALA / InLine; (B, heads, N, d) in the input dtype.
 

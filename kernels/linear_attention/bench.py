@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +94,7 @@ def _call(fn: Callable, backward: bool, variant: str, batch: int, heads: int, n:
     return lambda: torch.autograd.grad(fn(q, k, v, variant=variant, rope_hw=rope_hw), (q, k, v), dy)
 
 
-def main(argv: Optional[list[str]] = None) -> list[dict]:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, "linear_attention")
     parser.add_argument("--variants", nargs="+", default=["rala", "mala", "inline"])

@@ -20,8 +20,6 @@ RoPE rotates only the numerator (never the normalisers z); v is never mapped or 
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
@@ -147,7 +145,7 @@ _CORES = {"rala": _rala, "mala": _mala, "inline": _inline}
 
 def linear_attention_reference(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, variant: str,
-        rope_hw: Optional[tuple[int, int]] = None, eps: float = 1e-6,
+        rope_hw: tuple[int, int] | None = None, eps: float = 1e-6,
 ) -> torch.Tensor:
     """The linear-attention core `variant` on raw projections q, k, v (B, heads, N, d).
 

@@ -30,7 +30,6 @@ combine a program id with a stride or size are int64 (tensors over 2^31 elements
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import triton
@@ -367,8 +366,8 @@ class LaunchConfig:
     64: with 4 warps, float32's FMA-based "ieee" tl.dot spills in _reduce from d = 16 and d = 32
     spills in the backward; 8 warps leave only float32 at d = 64 spilling, as 16 warps do more)."""
     block_n: int = 64
-    chunks: Optional[int] = None
-    num_warps: Optional[int] = None
+    chunks: int | None = None
+    num_warps: int | None = None
 
     def __post_init__(self):
         if self.block_n < 16 or self.block_n & (self.block_n - 1):

@@ -166,9 +166,10 @@ def _jit_functions():
     import textwrap
     from pathlib import Path
 
-    import zoo.kernels
     from triton.runtime.interpreter import InterpretedFunction
     from triton.runtime.jit import JITFunction
+
+    import zoo.kernels
 
     kinds = (InterpretedFunction, JITFunction)
     found = {}

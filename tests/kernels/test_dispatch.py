@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from kernel_checks import DEVICE, needs_triton
+
 from zoo.kernels import _dispatch
 from zoo.kernels.gated_linear_attention import bidirectional_gla
 from zoo.kernels.gaussian_attention import gaussian_attention

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from kernel_checks import DEVICE, assert_close, needs_triton
+
 from zoo.kernels.gated_linear_attention import _path, bidirectional_gla
 from zoo.kernels.gated_linear_attention.reference import bigla_chunked, bigla_recurrent
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from golden import load_golden
 from kernel_checks import DEVICE, assert_close, needs_triton
+
 from zoo.kernels.gaussian_attention import gaussian_attention, gaussian_attention_reference, squared_distance
 
 # (B, H, N, m, d, e): ragged N and m tiles, several m blocks, several splits of the N reduction, e != d.

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
-
 from kernel_checks import RATIO, assert_close
 
 HERE = Path(__file__).parent

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from golden import GOLDEN_DIR, load_golden  # noqa: E402
 from kernel_checks import DEVICE, needs_triton  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
+
 from zoo.kernels.lif import _path, lif_backward_reference, multistep_lif, multistep_lif_reference  # noqa: E402
 
 BOTH = ["reference", pytest.param("triton", marks=needs_triton)]

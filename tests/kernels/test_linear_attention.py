@@ -16,8 +16,8 @@ import math
 
 import pytest
 import torch
-
 from kernel_checks import DEVICE, RATIO, assert_close, needs_triton
+
 from zoo.kernels.linear_attention import apply_rope_2d, linear_attention, linear_attention_reference, rope_2d_tables
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-import zoo  # noqa: E402
 from golden import load_golden  # noqa: E402
 from kernel_checks import DEVICE, needs_triton  # noqa: E402
+
+import zoo  # noqa: E402
 from zoo.models.maxformer import checkpoint_filter_fn  # noqa: E402
 
 pytestmark = needs_triton

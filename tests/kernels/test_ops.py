@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from golden import load_golden  # noqa: E402
+from kernel_checks import DEVICE, assert_close, cpu_only, needs_interpreter, needs_triton  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode
 
 import zoo  # noqa: E402
-from golden import load_golden  # noqa: E402
-from kernel_checks import DEVICE, assert_close, cpu_only, needs_interpreter, needs_triton  # noqa: E402
 from zoo.kernels.gated_linear_attention import bidirectional_gla  # noqa: E402
 from zoo.kernels.gaussian_attention import gaussian_attention  # noqa: E402
 from zoo.kernels.lif import multistep_lif  # noqa: E402

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
-
 import test_vig as t  # noqa: E402  (fixture helpers)
+import torch
 from golden import load_golden  # noqa: E402
 from kernel_checks import DEVICE, needs_triton  # noqa: E402
+
 from zoo.models.vig import checkpoint_filter_fn  # noqa: E402
 
 pytestmark = needs_triton

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from golden import load_golden  # noqa: E402
 
 CLASSES = ("box", "disc")

@@ -9,8 +9,9 @@ import torch.nn as nn
 
 pytest.importorskip("mmengine")
 
-from mm_fixtures import TINY_RAVLT  # noqa: E402
 from golden import load_golden  # noqa: E402
+from mm_fixtures import TINY_RAVLT  # noqa: E402
+
 from zoo.mm.backbone import ZooBackbone  # noqa: E402
 from zoo.models._checkpoint import rename_keys  # noqa: E402
 from zoo.models.ravlt import OFFICIAL_KEY_RULES  # noqa: E402

@@ -14,9 +14,9 @@ pytest.importorskip("mmseg")
 
 import timm  # noqa: E402
 import torch  # noqa: E402
+from mm_fixtures import TINY_RAVLT  # noqa: E402
 
 import zoo.mm  # noqa: E402
-from mm_fixtures import TINY_RAVLT  # noqa: E402
 from zoo.models.ravlt import _SIZES  # noqa: E402
 
 CONFIGS = zoo.mm.list_configs()

@@ -76,9 +76,8 @@ def tiny_mask_rcnn_cfg(coco_root, work_dir, checkpoint, max_iters):
 
 def test_mask_rcnn_trains_and_evaluates(coco_tiny, official_classifier_file, tmp_path):
     import torch
-    from mmengine.runner import Runner
-
     from golden import load_golden
+    from mmengine.runner import Runner
 
     runner = Runner.from_cfg(tiny_mask_rcnn_cfg(coco_tiny, tmp_path, official_classifier_file, max_iters=10))
     recorder = loss_recorder()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,11 @@ class ModelRow:
     official_weights: bool = True                 # False: no checkpoint was released (pretrained_cfg says so)
     input_size: tuple[int, int, int] = (3, 32, 32)  # smallest valid input: the forward checks run here
     create_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. img_size for fixed-size models
-    bad_input_size: Optional[tuple[int, int]] = None  # a spatial size the model must reject with ValueError
+    bad_input_size: tuple[int, int] | None = None  # a spatial size the model must reject with ValueError
     global_pools: tuple[str, ...] = ("avg", "max")  # pool types `global_pool=` accepts
     batch_independent: bool = True                # eval output of an image does not depend on its batch
     not_applicable: dict[str, str] = field(default_factory=dict)  # check name -> why it does not apply
-    flops: Optional[int] = None                   # pinned forward FLOPs at the cfg input size (from FLOPS)
+    flops: int | None = None                   # pinned forward FLOPs at the cfg input size (from FLOPS)
 
     def __str__(self) -> str:
         return self.name

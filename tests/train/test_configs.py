@@ -10,13 +10,12 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
+from train_helpers import subprocess_env
 
 from zoo.train.distributed import DistInfo
 from zoo.train.engine import ema_decay, scaled_lr
 from zoo.train.overrides import UnknownKeyError, check_overrides
 from zoo.train.schema import register_configs
-
-from train_helpers import subprocess_env
 
 # Written by hand from ravlt.md §3-4 and mala.md §3-4 (not from the configs).
 SPEC_RECIPE = {
@@ -66,6 +65,7 @@ def test_experiment_matches_the_paper_recipe(experiment: str) -> None:
 
 def test_every_registered_family_size_has_an_experiment() -> None:
     import timm
+
     import zoo  # noqa: F401
 
     names = set(timm.list_models("ravlt_*")) | set(timm.list_models("mavit_*"))

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from timm.data.distributed_sampler import RepeatAugSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from timm.data.distributed_sampler import RepeatAugSampler
 from zoo.train import checkpoint as ckpt
 from zoo.train.data import PerSampleSeeded, ResumableSampler, ShardSampler
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-
 from train_helpers import run_train, subprocess_env
 
 # No randomness in the data or the model (full-image crops, no flips, Mixup, drop path or EMA) and SGD,

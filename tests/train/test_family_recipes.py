@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 import torch
 from omegaconf import OmegaConf
+from test_configs import compose_cfg
 
 from zoo.train.distributed import DistInfo
 from zoo.train.engine import create_scheduler, ema_decay, scaled_lr, scheduler_lrs
-
-from test_configs import compose_cfg
 
 EIGHT_GPUS = DistInfo(rank=0, world_size=8)
 RAND_AUG = {"aug.auto_augment": "rand-m9-mstd0.5-inc1", "aug.color_jitter": 0.4, "aug.reprob": 0.25,
@@ -269,6 +268,7 @@ def test_a_fine_tune_refuses_to_start_without_its_init_checkpoint(zoo_cache, tmp
 
 def test_cswin_384_fine_tune_loads_the_224_weights_strictly() -> None:
     import timm
+
     import zoo  # noqa: F401
 
     with torch.device("meta"):
@@ -293,6 +293,7 @@ def test_a_fine_tune_adapts_its_init_checkpoint_exactly_when_the_224_shapes_diff
     # The 224 weights load strictly where the shapes agree (CSwin-B-384); elsewhere (Swin-B-384 tables, iFormer
     # pos-embeds) the experiment sets model.init_checkpoint_adapt, which resizes them with the family's filter.
     import timm
+
     import zoo  # noqa: F401
 
     fine_tuned = SPEC[experiment]["model"]

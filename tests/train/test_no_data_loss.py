@@ -21,12 +21,11 @@ import torch
 from hydra import compose, initialize_config_module
 from PIL import Image
 from safetensors.torch import load_file
+from train_helpers import TINY, TINY_MODEL, run_train
 
 from zoo.train import checkpoint as ckpt
 from zoo.train.distributed import DistInfo
 from zoo.train.schema import register_configs
-
-from train_helpers import TINY, TINY_MODEL, run_train
 
 # zoo-validate on the tiny RAVLT of train_helpers (a few ms per image at 224 on one core).
 TINY_KWARGS = json.dumps({"embed_dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1],

@@ -8,9 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from safetensors.torch import load_file
-
 from train_helpers import TINY, run_train, subprocess_env
 
 # Every source of randomness the resume must restore: RandAugment, random erasing, Mixup/CutMix,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from zoo.train import checkpoint as ckpt
 from zoo.train.validate import RESULT_FIELDS, main
 
@@ -22,6 +23,7 @@ from zoo.train.validate import RESULT_FIELDS, main
 def digits_config(data: Path):
     """The embedded default's config (the digits RAVLT of configs/model/ravlt_digits.yaml on the digits)."""
     from hydra import compose, initialize_config_module
+
     from zoo.train.schema import register_configs
 
     register_configs()
@@ -39,6 +41,7 @@ def digits_run(tmp_path_factory) -> tuple[Path, Path, dict]:
     from omegaconf import OmegaConf
     from timm.data import create_transform, resolve_data_config
     from torchvision.datasets import ImageFolder
+
     from zoo.train.digits import digits_root
     from zoo.train.engine import create_model, preprocessing_cfg
 

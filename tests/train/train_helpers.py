@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 # A RAVLT small enough to train a few steps in well under a second on one CPU core.
 TINY_MODEL = [
     "model.kwargs.embed_dims=[8,16,24,32]", "model.kwargs.depths=[1,1,1,1]",

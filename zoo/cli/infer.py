@@ -24,12 +24,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from PIL import Image
-from timm.data import CustomDatasetInfo, ImageNetInfo, create_transform, infer_imagenet_subset
-from timm.data import resolve_model_data_config
+from timm.data import (
+    CustomDatasetInfo,
+    ImageNetInfo,
+    create_transform,
+    infer_imagenet_subset,
+    resolve_model_data_config,
+)
 from timm.data.readers.class_map import load_class_map
 from timm.data.readers.img_extensions import get_img_extensions
 from torch.utils.data import DataLoader, Dataset
@@ -53,7 +58,7 @@ class Prediction:
     file: str
     indices: list[int]
     probs: list[float]
-    labels: Optional[list[str]] = None
+    labels: list[str] | None = None
 
 
 @dataclass
@@ -111,7 +116,7 @@ class _ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[int, Optional[torch.Tensor], str]:
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
         try:
             with Image.open(self.files[index]) as image:
                 return index, self.transform(image.convert("RGB")), ""
@@ -119,7 +124,7 @@ class _ImageFiles(Dataset):
             return index, None, f"cannot read it as an image ({type(err).__name__}: {err})"
 
 
-def _collate(items: list[tuple[int, Optional[torch.Tensor], str]]) -> tuple[list[int], Optional[torch.Tensor],
+def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> tuple[list[int], torch.Tensor | None,
                                                                              list[tuple[int, str]]]:
     read = [(i, x) for i, x, _ in items if x is not None]
     failed = [(i, err) for i, x, err in items if x is None]
@@ -204,7 +209,7 @@ def load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, Any
     return model.eval(), stored
 
 
-def _folder_class_names(data: dict[str, Any], num_classes: int) -> tuple[Optional[list[str]], str]:
+def _folder_class_names(data: dict[str, Any], num_classes: int) -> tuple[list[str] | None, str]:
     """The class folders of a zoo-train run's data, in the trainer's label order (timm's folder reader)."""
     from timm.data import create_dataset
 
@@ -225,7 +230,7 @@ def _folder_class_names(data: dict[str, Any], num_classes: int) -> tuple[Optiona
     return None, f"the class folders under {root} are not the checkpoint's {num_classes} classes"
 
 
-def _imagenet_names(num_classes: int, names: Optional[list[str]] = None) -> Optional[list[str]]:
+def _imagenet_names(num_classes: int, names: list[str] | None = None) -> list[str] | None:
     """ImageNet's class descriptions for a model of its size (given names: only if they are its synsets)."""
     subset = infer_imagenet_subset({"num_classes": num_classes})
     if subset is None:
@@ -237,7 +242,7 @@ def _imagenet_names(num_classes: int, names: Optional[list[str]] = None) -> Opti
 
 
 def class_names(model: torch.nn.Module, stored: dict[str, Any],
-                class_map: Optional[str] = None) -> tuple[Optional[list[str]], str]:
+                class_map: str | None = None) -> tuple[list[str] | None, str]:
     """The names of the model's classes in index order (None: print indices), and where they come from."""
     num_classes = model.num_classes
     if class_map:
@@ -294,7 +299,7 @@ class _Progress:
             self.bar.close()
 
 
-def predict(model: torch.nn.Module, files: Sequence[Path], transform: Any, names: Optional[Sequence[str]] = None,
+def predict(model: torch.nn.Module, files: Sequence[Path], transform: Any, names: Sequence[str] | None = None,
             topk: int = 5, batch_size: int = 32, workers: int = 0, device: str = "cpu",
             progress: bool = False) -> Results:
     """Top-k softmax probabilities of every readable file; the others are skipped with their reason."""
@@ -400,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if results.skipped else 0
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return run(args)

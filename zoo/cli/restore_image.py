@@ -240,6 +240,7 @@ def task_of(model: torch.nn.Module) -> str | None:
 def restoration_models() -> list[str]:
     """The registered models whose output is the restored image."""
     import timm
+
     from ..factory import list_models
     return [name for name in list_models()
             if timm.models.model_entrypoint(name).__module__.rsplit(".", 1)[-1] in RESTORATION_FAMILIES]

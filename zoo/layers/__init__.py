@@ -10,6 +10,9 @@ from .gated_attention import GatedRoPEAttention
 from .ggem import GGeM, create_global_pool
 from .spiking import MultiStepLIF, SpikingStats, spiking_stats
 
+__all__ = ["ChannelScale", "ConvFFN", "GGeM", "GatedRoPEAttention", "MultiStepLIF", "SpikingStats", "check_image_input",
+           "create_global_pool", "model_name", "spiking_stats"]
+
 
 def __getattr__(name: str) -> _Any:
     """`zoo.layers.apply_ggem` and the other moved GGeM helpers: deprecated aliases of zoo.models'."""

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Mapping
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import torch
 from torch import nn

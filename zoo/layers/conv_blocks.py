@@ -1,7 +1,7 @@
 """Small channels-first building blocks shared by the conv-hybrid families."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

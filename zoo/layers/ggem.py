@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from timm.layers import SelectAdaptivePool2d
@@ -86,7 +86,7 @@ def ggem(
         input_fmt: str = "NCHW",
         num_prefix_tokens: int = 0,
         group_layout: str = "contiguous",
-        p_min: Optional[float] = None,
+        p_min: float | None = None,
 ) -> torch.Tensor:
     """Group generalized mean over the positions of x; returns (B, C) in x's dtype.
 
@@ -153,7 +153,7 @@ class GGeM(nn.Module):
 
     def __init__(
             self,
-            num_features: Optional[int],
+            num_features: int | None,
             num_groups: int,
             p_init: float = 3.0,
             eps: float = 1e-6,
@@ -161,7 +161,7 @@ class GGeM(nn.Module):
             num_prefix_tokens: int = 0,
             group_layout: str = "contiguous",
             flatten: bool = True,
-            p_min: Optional[float] = None,
+            p_min: float | None = None,
             p_learnable: bool = True,
             device: Any = None,
     ):
@@ -213,8 +213,8 @@ class GGeM(nn.Module):
 
 def create_global_pool(
         pool_type: str,
-        num_features: Optional[int] = None,
-        num_groups: Optional[int] = None,
+        num_features: int | None = None,
+        num_groups: int | None = None,
         flatten: bool = False,
         input_fmt: str = "NCHW",
         **ggem_kwargs: Any,

@@ -7,8 +7,6 @@ RMSNorm of the global and the local branch, mixed by the sigmoid gate; output pr
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from timm.layers import RmsNorm
@@ -50,7 +48,7 @@ class BidirectionalGLA(nn.Module):
             out_act: bool = False,
             merge_divisor: float = 2.0,
             norm_eps: float = 1e-6,
-            impl: Optional[str] = None,
+            impl: str | None = None,
             init_weights: bool = True,
     ):
         super().__init__()

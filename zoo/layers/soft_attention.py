@@ -9,10 +9,8 @@ reproduced step by step (specs/soft.md §2.5).
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from zoo.kernels.gaussian_attention import gaussian_attention, gaussian_kernel

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import nn
@@ -56,7 +55,7 @@ class MultiStepLIF(nn.Module):
             v_reset: float = 0.0,
             surrogate_alpha: float = 4.0,
             detach_reset: bool = True,
-            impl: Optional[str] = None,
+            impl: str | None = None,
     ):
         super().__init__()
         self.tau = tau
@@ -81,7 +80,7 @@ class LayerOps:
     """One synaptic layer's work for one image over all time steps."""
     name: str
     macs: float                  # dense multiply-accumulates
-    input_rate: Optional[float]  # fraction of ones in the binary input; None: real-valued input
+    input_rate: float | None  # fraction of ones in the binary input; None: real-valued input
 
     @property
     def spiking(self) -> bool:
@@ -144,7 +143,7 @@ class SpikingStats:
         return "\n".join(lines)
 
 
-def _binary_rate(x: torch.Tensor) -> Optional[float]:
+def _binary_rate(x: torch.Tensor) -> float | None:
     """Fraction of ones if x holds only 0 and 1, else None."""
     if not bool(((x == 0) | (x == 1)).all()):
         return None

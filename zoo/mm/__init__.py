@@ -15,7 +15,6 @@ imports this package).  `zoo.mm.install` works without mmengine.
 from __future__ import annotations
 
 import importlib.util
-
 from pathlib import Path
 
 __all__ = ["available", "config_file", "list_configs", "registered_in"]

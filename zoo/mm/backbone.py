@@ -30,7 +30,8 @@ freezes anything); `train()` returns the module.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any
 
 import timm
 import torch
@@ -85,9 +86,9 @@ class ZooBackbone(BaseModule):
             out_indices: Sequence[int] = (0, 1, 2, 3),
             frozen_stages: int = -1,
             norm_eval: bool = False,
-            model_kwargs: Optional[Dict[str, Any]] = None,
-            pretrained: Optional[str] = None,
-            init_cfg: Optional[Union[dict, List[dict]]] = None,
+            model_kwargs: dict[str, Any] | None = None,
+            pretrained: str | None = None,
+            init_cfg: dict | list[dict] | None = None,
     ):
         if pretrained is not None:
             if init_cfg is not None:
@@ -101,8 +102,8 @@ class ZooBackbone(BaseModule):
         self.model_kwargs = dict(model_kwargs or {})
         self.body = self._create(pretrained=False)
         info = self.body.feature_info
-        self.out_channels: List[int] = list(info.channels())
-        self.out_strides: List[int] = list(info.reduction())
+        self.out_channels: list[int] = list(info.channels())
+        self.out_strides: list[int] = list(info.reduction())
         # Names, not module objects: SyncBN conversion (mmengine's sync_bn) replaces the modules.
         self._frozen_names = self._names_of_frozen_stages(frozen_stages)
         self._freeze()
@@ -119,13 +120,13 @@ class ZooBackbone(BaseModule):
         return getattr(self.body, "model", self.body)
 
     # ------------------------------------------------------------ freezing
-    def _stage_prefixes(self) -> List[str]:
+    def _stage_prefixes(self) -> list[str]:
         info = getattr(self.model, "feature_info", None)
         if isinstance(info, (list, tuple)):
             return [d["module"] for d in info]
         return [info.get("module", i) for i in range(len(info))]
 
-    def _names_of_frozen_stages(self, frozen_stages: int) -> List[str]:
+    def _names_of_frozen_stages(self, frozen_stages: int) -> list[str]:
         """Names (in this module) of the leaf modules that `frozen_stages` freezes.
 
         Works on the model's registration order: the stem is everything that
@@ -158,7 +159,7 @@ class ZooBackbone(BaseModule):
         prefix = next(n for n, m in self.named_modules() if m is self.model)
         return [f"{prefix}.{n}" if prefix else n for n in frozen]
 
-    def _frozen_modules(self) -> List[nn.Module]:
+    def _frozen_modules(self) -> list[nn.Module]:
         modules = dict(self.named_modules())
         return [modules[n] for n in self._frozen_names]
 
@@ -174,7 +175,7 @@ class ZooBackbone(BaseModule):
         for p in self.model.parameters(recurse=False):
             p.requires_grad = False
 
-    def train(self, mode: bool = True) -> "ZooBackbone":
+    def train(self, mode: bool = True) -> ZooBackbone:
         super().train(mode)
         if mode:
             for m in self._frozen_modules():
@@ -209,5 +210,5 @@ class ZooBackbone(BaseModule):
         self._is_init = True
 
     # -------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self.body(x))

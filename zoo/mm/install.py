@@ -50,8 +50,8 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Optional
 
 MMCV_VERSION = "2.1.0"
 MMENGINE_VERSION = "0.10.7"
@@ -66,13 +66,13 @@ def _log(msg: str) -> None:
     print(f"[zoo.mm.install] {msg}", file=sys.stderr, flush=True)
 
 
-def cache_root(cache_dir: Optional[str] = None) -> Path:
+def cache_root(cache_dir: str | None = None) -> Path:
     """The wheel cache: ``cache_dir``, else ``$ZOO_WHEEL_CACHE``, else ``~/.cache/zoo/wheels``."""
     root = cache_dir or os.environ.get(CACHE_ENV) or str(DEFAULT_CACHE)
     return Path(root).expanduser().resolve()
 
 
-def _cuda_toolkit() -> Optional[str]:
+def _cuda_toolkit() -> str | None:
     """The CUDA toolkit's home if one is usable (nvcc present), else None."""
     try:
         from torch.utils.cpp_extension import CUDA_HOME
@@ -112,7 +112,7 @@ def cache_key(cuda: bool) -> str:
     return f"mmcv-{MMCV_VERSION}_torch-{torch.__version__}_{py}_{dev}"
 
 
-def cached_wheel(key_dir: Path) -> Optional[Path]:
+def cached_wheel(key_dir: Path) -> Path | None:
     wheels = sorted(key_dir.glob(f"mmcv-{MMCV_VERSION}-*.whl"))
     return wheels[-1] if wheels else None
 
@@ -131,12 +131,12 @@ def _lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _run(cmd: List[str], env: Optional[dict] = None, cwd: Optional[str] = None) -> None:
+def _run(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> None:
     _log("$ " + " ".join(cmd))
     subprocess.run(cmd, check=True, env=env, cwd=cwd)
 
 
-def _pip(*args: str) -> List[str]:
+def _pip(*args: str) -> list[str]:
     return [sys.executable, "-m", "pip", *args]
 
 
@@ -283,7 +283,7 @@ def _precompile_header(src: Path, pch_dir: Path, proc: subprocess.Popen, nice: i
         _log(f"could not precompile {PCH_HEADER}; the build goes on without it")
 
 
-def get_wheel(cache_dir: Optional[str] = None, cuda_mode: str = "auto", jobs: int = 2,
+def get_wheel(cache_dir: str | None = None, cuda_mode: str = "auto", jobs: int = 2,
               rebuild: bool = False, nice: int = 10) -> Path:
     """Path of the mmcv wheel for this environment, building it once if absent."""
     cuda = want_cuda_ops(cuda_mode)
@@ -326,7 +326,7 @@ def check() -> None:
     _run([sys.executable, "-c", code])
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m zoo.mm.install", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache-dir", default=None,

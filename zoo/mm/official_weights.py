@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Dict, Optional
+from typing import Any
 
 import timm
 import torch
@@ -26,7 +26,7 @@ from zoo.pretrained import filter_for, load_checkpoint, select_weights
 __all__ = ["convert_mm_checkpoint"]
 
 
-def convert_mm_checkpoint(checkpoint: Any, model_name: str, **model_kwargs: Any) -> Dict[str, Any]:
+def convert_mm_checkpoint(checkpoint: Any, model_name: str, **model_kwargs: Any) -> dict[str, Any]:
     """``{'state_dict': ..., 'meta': ...}`` for a ZooBackbone detector / segmentor from an official one."""
     if not isinstance(checkpoint, dict):
         checkpoint = load_checkpoint(checkpoint)
@@ -48,7 +48,7 @@ def convert_mm_checkpoint(checkpoint: Any, model_name: str, **model_kwargs: Any)
     return {"state_dict": out, "meta": meta}
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m zoo.mm.official_weights", description=__doc__.split("\n\n")[0])
     p.add_argument("src", help="official detection / segmentation checkpoint")
     p.add_argument("dst", help="output .pth for the zoo's configs")

@@ -18,15 +18,13 @@ use mmengine's default constructor.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
-
 import torch.nn as nn
 from mmengine.optim import DefaultOptimWrapperConstructor
 
 __all__ = ["LayerDecayOptimWrapperConstructor", "backbone_layer_ids"]
 
 
-def backbone_layer_ids(backbone: nn.Module, prefix: str = "backbone.") -> Dict[str, int]:
+def backbone_layer_ids(backbone: nn.Module, prefix: str = "backbone.") -> dict[str, int]:
     """Full parameter name -> layer id (0 = stem) for a ZooBackbone (or any module with `.model`)."""
     from timm.models import group_parameters
 
@@ -45,7 +43,7 @@ def backbone_layer_ids(backbone: nn.Module, prefix: str = "backbone.") -> Dict[s
 class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """mmengine's default constructor plus ``paramwise_cfg['layer_decay_rate']`` on the backbone."""
 
-    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None):
         paramwise_cfg = dict(paramwise_cfg or {})
         self.layer_decay_rate = float(paramwise_cfg.pop("layer_decay_rate", 1.0))
         if self.layer_decay_rate != 1.0 and not paramwise_cfg:
@@ -53,7 +51,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             paramwise_cfg = dict(custom_keys={})
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
-    def add_params(self, params: List[dict], module: nn.Module, prefix: str = "", **kwargs) -> None:
+    def add_params(self, params: list[dict], module: nn.Module, prefix: str = "", **kwargs) -> None:
         start = len(params)
         super().add_params(params, module, prefix=prefix, **kwargs)
         if prefix or self.layer_decay_rate == 1.0 or not hasattr(module, "backbone"):

@@ -15,10 +15,9 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import List, Optional
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from mmengine.config import Config, DictAction
     from mmengine.runner import Runner
 

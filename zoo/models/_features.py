@@ -9,7 +9,7 @@ The model has `stem`, `stages`, `feature_info`, `head`, and either `feature_norm
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 import torch
 from timm.models._features import FeatureGetterNet, feature_take_indices
@@ -20,17 +20,17 @@ from torch import nn
 def staged_intermediates(
         model: nn.Module,
         x: torch.Tensor,
-        indices: Optional[Union[int, list[int]]],
+        indices: int | list[int] | None,
         norm: bool,
         stop_early: bool,
         output_fmt: str,
         intermediates_only: bool,
-        final_norm: Optional[nn.Module] = None,
+        final_norm: nn.Module | None = None,
         stage_fmt: str = "NCHW",
         output_fmts: tuple[str, ...] = ("NCHW",),
-        last_map: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        last_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
         checkpoint_stages: bool = False,
-) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
     """Stage outputs for `indices` (input already checked).
 
     norm: without `final_norm`, each output goes through `model.feature_norms[i]`;
@@ -72,7 +72,7 @@ def staged_intermediates(
     return x, intermediates
 
 
-def prune_stages(model: nn.Module, indices: Union[int, list[int]]) -> tuple[list[int], bool]:
+def prune_stages(model: nn.Module, indices: int | list[int]) -> tuple[list[int], bool]:
     """Keep the stages up to the last one in `indices`; returns the indices and whether the end was cut.
 
     When it was, `num_features` / `head_hidden_size` become the last kept stage's width;
@@ -86,7 +86,7 @@ def prune_stages(model: nn.Module, indices: Union[int, list[int]]) -> tuple[list
     return take_indices, pruned_end
 
 
-def prune_staged(model: nn.Module, indices: Union[int, list[int]], prune_norm: bool, prune_head: bool) -> list[int]:
+def prune_staged(model: nn.Module, indices: int | list[int], prune_norm: bool, prune_head: bool) -> list[int]:
     """`prune_stages`, then the feature norms and a head with `in_dim` and `reset_classifier(..., reset_other)`."""
     take_indices, pruned_end = prune_stages(model, indices)
     prune_feature_norms(model, prune_norm)
@@ -105,7 +105,7 @@ def prune_feature_norms(model: nn.Module, prune_norm: bool) -> None:
         model.feature_norms = model.feature_norms[:len(model.stages)]
 
 
-def getter_feature_cfg(out_indices: Union[int, tuple[int, ...]], kwargs: dict) -> dict:
+def getter_feature_cfg(out_indices: int | tuple[int, ...], kwargs: dict) -> dict:
     """`build_model_with_cfg`'s feature_cfg for a model with optional `feature_norms`.
 
     timm's FeatureGetterNet (`forward_intermediates`) by default, with `norm` when the model is

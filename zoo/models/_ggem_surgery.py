@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from timm.layers import SelectAdaptivePool2d
@@ -36,7 +36,7 @@ GGEM_KWARGS = {
 }
 
 
-def default_ggem_groups(model: nn.Module) -> Optional[int]:
+def default_ggem_groups(model: nn.Module) -> int | None:
     """G for a model: its `ggem_groups` attribute if set, else the head count of its last
     attention layer (ViT-B: 12, RAVLT-T: 8), else None (CNNs: no natural choice)."""
     groups = getattr(model, "ggem_groups", None)
@@ -50,7 +50,7 @@ def default_ggem_groups(model: nn.Module) -> Optional[int]:
     return heads
 
 
-def _vit_like_kind(model: nn.Module) -> Optional[str]:
+def _vit_like_kind(model: nn.Module) -> str | None:
     """'vit' / 'eva' for the token models whose head pools through `attn_pool`, else None.
 
     'vit': the model slices the prefix tokens off before `attn_pool`; 'eva': it does not."""
@@ -75,7 +75,7 @@ def _pool_slots(model: nn.Module) -> list[str]:
             if isinstance(m, (SelectAdaptivePool2d, GGeM)) and name.split(".")[-1] == "global_pool"]
 
 
-def _set_submodule(model: nn.Module, path: str, module: Optional[nn.Module]) -> None:
+def _set_submodule(model: nn.Module, path: str, module: nn.Module | None) -> None:
     parent_path, _, name = path.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     setattr(parent, name, module)
@@ -91,7 +91,7 @@ def _pool_format(pool: nn.Module) -> tuple[str, bool]:
     return input_fmt, flatten
 
 
-def pooled_width(model: nn.Module) -> Optional[int]:
+def pooled_width(model: nn.Module) -> int | None:
     """The channels a model's global pool sees: `model.pooled_features` where the head changes the
     width before pooling (RAVLT / MAViT pool their 1x1 projection, 1024 to 2560 wide), else
     `model.num_features` (timm's convention: the head pools the backbone's output)."""
@@ -118,11 +118,11 @@ def check_ggem_groups(model: nn.Module, num_groups: int, default: bool = False) 
 
 def apply_ggem(
         model: nn.Module,
-        num_groups: Optional[int] = None,
+        num_groups: int | None = None,
         p_init: float = 3.0,
         eps: float = 1e-6,
         group_layout: str = "contiguous",
-        p_min: Optional[float] = None,
+        p_min: float | None = None,
         p_learnable: bool = True,
 ) -> nn.Module:
     """Replace the global pooling of a built timm / zoo model by GGeM, in place; returns the model.
@@ -213,7 +213,7 @@ def remove_ggem(model: nn.Module) -> nn.Module:
     return model
 
 
-def _reset_classifier_keeping_ggem(model: nn.Module, num_classes: int, global_pool: Optional[str] = None,
+def _reset_classifier_keeping_ggem(model: nn.Module, num_classes: int, global_pool: str | None = None,
                                    *args: Any, **kwargs: Any) -> None:
     base_reset = type(model).reset_classifier
     if global_pool not in (None, "ggem"):  # another pooling: GGeM goes
@@ -231,7 +231,7 @@ def _reset_classifier_keeping_ggem(model: nn.Module, num_classes: int, global_po
         _set_submodule(model, slot["path"], ggem_module)
 
 
-def pop_ggem_kwargs(kwargs: dict[str, Any]) -> Optional[dict[str, Any]]:
+def pop_ggem_kwargs(kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """Take `global_pool='ggem'` and the `ggem_*` options out of create_model kwargs.
 
     Returns apply_ggem's keyword arguments, or None when GGeM is not asked for (then any

@@ -19,7 +19,7 @@ directory as `vit_base_patch16_224.augreg2_in21k_ft_in1k.safetensors`).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
@@ -52,12 +52,12 @@ class GGeMVisionTransformer(VisionTransformer):
             self,
             *args: Any,
             global_pool: str = "ggem",
-            ggem_groups: Optional[int] = None,
+            ggem_groups: int | None = None,
             ggem_p_init: float = 3.0,
             ggem_eps: float = 1e-6,
             ggem_layout: str = "contiguous",
-            ggem_p_min: Optional[float] = None,
-            fc_norm: Optional[bool] = None,
+            ggem_p_min: float | None = None,
+            fc_norm: bool | None = None,
             **kwargs: Any,
     ):
         check_model_args(type(self).__name__, **shared_model_args(kwargs))
@@ -82,7 +82,7 @@ class GGeMVisionTransformer(VisionTransformer):
         return GGeM(self.embed_dim, self.ggem_groups, input_fmt="NLC", num_prefix_tokens=0, device=device,
                     **self._ggem_options)
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New classifier; `global_pool=None` keeps the current pooling (GGeM and its p included)."""
         if global_pool == "ggem":
             ggem = self.attn_pool if isinstance(self.attn_pool, GGeM) else self._make_ggem()

@@ -31,8 +31,7 @@ where it runs:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -188,7 +187,7 @@ class InceptionBlock(nn.Module):
             qkv_bias: bool = True,
             proj_drop: float = 0.0,
             attn_drop: float = 0.0,
-            layer_scale_init_value: Optional[float] = None,
+            layer_scale_init_value: float | None = None,
             drop_path: float = 0.0,
     ):
         super().__init__()
@@ -211,7 +210,7 @@ class InceptionStage(nn.Module):
 
     def __init__(
             self,
-            in_dim: Optional[int],
+            in_dim: int | None,
             dim: int,
             grid: tuple[int, int],
             depth: int,
@@ -222,7 +221,7 @@ class InceptionStage(nn.Module):
             qkv_bias: bool,
             proj_drop: float,
             attn_drop: float,
-            layer_scale_init_value: Optional[float],
+            layer_scale_init_value: float | None,
             drop_path_rates: Sequence[float],
     ):
         super().__init__()
@@ -278,7 +277,7 @@ class InceptionTransformer(nn.Module):
 
     def __init__(
             self,
-            img_size: Union[int, tuple[int, int]] = 224,
+            img_size: int | tuple[int, int] = 224,
             in_chans: int = 3,
             num_classes: int = 1000,
             global_pool: str = "avg",
@@ -287,7 +286,7 @@ class InceptionTransformer(nn.Module):
             num_heads: Sequence[int] = (3, 6, 10, 12),
             attention_heads: Sequence[int] = (1,) * 3 + (3,) * 3 + (7,) * 4 + (9,) * 5 + (11,) * 3,
             pool_sizes: Sequence[int] = (2, 2, 1, 1),
-            layer_scale_init_values: Sequence[Optional[float]] = (None, None, 1e-6, 1e-6),
+            layer_scale_init_values: Sequence[float | None] = (None, None, 1e-6, 1e-6),
             mlp_ratio: float = 4.0,
             qkv_bias: bool = True,
             drop_rate: float = 0.0,
@@ -375,7 +374,7 @@ class InceptionTransformer(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)
 
@@ -400,12 +399,12 @@ class InceptionTransformer(nn.Module):
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Stage outputs (strides 4, 8, 16, 32) for the stages in `indices`.
 
         Args:
@@ -424,7 +423,7 @@ class InceptionTransformer(nn.Module):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:

@@ -28,23 +28,36 @@ import math
 import re
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead, DropPath, Mlp, PatchEmbed, resample_abs_pos_embed, to_2tuple, trunc_normal_
-from timm.layers import resize_rel_pos_bias_table_simple
+from timm.layers import (
+    ClassifierHead,
+    DropPath,
+    Mlp,
+    PatchEmbed,
+    resample_abs_pos_embed,
+    resize_rel_pos_bias_table_simple,
+    to_2tuple,
+    trunc_normal_,
+)
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.swin_transformer import (
-    PatchMerging, SwinTransformerBlock, WindowAttention, window_partition, window_reverse)
+    PatchMerging,
+    SwinTransformerBlock,
+    WindowAttention,
+    window_partition,
+    window_reverse,
+)
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name, shared_model_args
 from ..layers.fx import fx_leaf, is_fx_proxy
-from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.inline_attention import DynamicLocalConv, InLineAttention, linear_attention
+from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
 from ._ggem_surgery import supports_ggem
@@ -92,7 +105,7 @@ class InLineViTAttention(InLineAttention):
             proj_bias: bool = True,
             attn_drop: float = 0.0,
             proj_drop: float = 0.0,
-            norm_layer: Optional[type] = None,
+            norm_layer: type | None = None,
             num_prefix_tokens: int = 1,
             **kwargs: Any,
     ):
@@ -101,7 +114,7 @@ class InLineViTAttention(InLineAttention):
         super().__init__(dim, num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop)
         self.num_prefix_tokens = num_prefix_tokens
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         # (torch.fx traces attn_mask and is_causal as graph inputs: no check while tracing)
         if not is_fx_proxy(x) and (attn_mask is not None or is_causal):
             raise ValueError("InLine attention takes no attention mask")
@@ -177,7 +190,7 @@ class InLineDeiT(VisionTransformer):
                 f"(or dynamic_img_size=True) for other square sizes")
 
     def forward_features(
-            self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False,
+            self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False,
     ) -> torch.Tensor:
         self._check_input(x)
         return super().forward_features(x, attn_mask=attn_mask, is_causal=is_causal)
@@ -236,19 +249,19 @@ class _Pyramid(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
 
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Stage outputs (strides 4, 8, 16, 32) as NCHW maps for the stages in `indices`.
 
         Args:
@@ -265,7 +278,7 @@ class _Pyramid(nn.Module):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:
@@ -448,7 +461,7 @@ class InLineSwin(_Pyramid):
 
     def __init__(
             self,
-            img_size: Union[int, tuple[int, int]] = 224,
+            img_size: int | tuple[int, int] = 224,
             patch_size: int = 4,
             in_chans: int = 3,
             num_classes: int = 1000,
@@ -597,7 +610,7 @@ class InLinePVT(_Pyramid):
 
     def __init__(
             self,
-            img_size: Union[int, tuple[int, int]] = 224,
+            img_size: int | tuple[int, int] = 224,
             patch_size: int = 4,
             in_chans: int = 3,
             num_classes: int = 1000,
@@ -809,7 +822,7 @@ class InLineCSwin(_Pyramid):
             embed_dim: int = 64,
             depths: Sequence[int] = (2, 4, 18, 1),
             num_heads: Sequence[int] = (2, 4, 8, 16),
-            split_size: Optional[Sequence[int]] = None,
+            split_size: Sequence[int] | None = None,
             attn_type: str = "IISS",
             mlp_ratio: float = 4.0,
             qkv_bias: bool = True,
@@ -986,7 +999,7 @@ _COMMON = dict(
 )
 
 
-def _cfg(share_id: Optional[str], size: int = 224, crop_pct: float = 0.875, **kwargs: Any) -> dict[str, Any]:
+def _cfg(share_id: str | None, size: int = 224, crop_pct: float = 0.875, **kwargs: Any) -> dict[str, Any]:
     notes = ("the official repository has no license file; the InLine parts are all rights reserved until "
              "clarified (specs/inline.md §1)",)
     if share_id is None:

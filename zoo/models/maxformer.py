@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -39,8 +39,8 @@ from torch import nn
 
 from ..layers.checks import check_image_input, check_model_args, handles_empty_batch, model_name
 from ..layers.fx import fx_leaf, is_fx_proxy
-from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ..layers.spiking import MultiStepLIF
+from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages
 from ._ggem_surgery import supports_ggem
@@ -72,7 +72,7 @@ class SpikeConvBN(nn.Module):
             pool: bool = False,
             dims: int = 2,
             v_threshold: float = 1.0,
-            lif_impl: Optional[str] = None,
+            lif_impl: str | None = None,
     ):
         super().__init__()
         conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv1d, nn.BatchNorm1d)
@@ -95,7 +95,7 @@ class Stem(nn.Module):
     a = BN(conv3x3/2(x)); s = LIF(a); out = BN(conv3x3(LIF(BN(conv3x3/2(s))))) + BN(conv1x1/2(s)).
     """
 
-    def __init__(self, in_chans: int, dim: int, lif_impl: Optional[str] = None):
+    def __init__(self, in_chans: int, dim: int, lif_impl: str | None = None):
         super().__init__()
         self.conv1 = SpikeConvBN(in_chans, dim // 2, 3, 2, 1, lif=False)
         self.conv2 = SpikeConvBN(dim // 2, dim, 3, 2, 1, lif_impl=lif_impl)
@@ -113,7 +113,7 @@ class MaxPoolEmbed(nn.Module):
     s = LIF(x); out = BN(conv3x3(LIF(pool(BN(conv3x3(s)))))) + pool(BN(conv1x1(s))).
     """
 
-    def __init__(self, in_dim: int, dim: int, lif_impl: Optional[str] = None):
+    def __init__(self, in_dim: int, dim: int, lif_impl: str | None = None):
         super().__init__()
         self.conv1 = SpikeConvBN(in_dim, dim, 3, 1, 1, pool=True, lif_impl=lif_impl)
         self.conv2 = SpikeConvBN(dim, dim, 3, 1, 1, lif_impl=lif_impl)
@@ -127,7 +127,7 @@ class MaxPoolEmbed(nn.Module):
 class SpikingMlp(nn.Module):
     """Official `S_MLP`: LIF -> 1x1 conv -> BN, twice (the residual is added by the block)."""
 
-    def __init__(self, dim: int, hidden_dim: int, lif_impl: Optional[str] = None):
+    def __init__(self, dim: int, hidden_dim: int, lif_impl: str | None = None):
         super().__init__()
         if hidden_dim == dim:
             # The official S_MLP adds an inner residual in that case; no variant has it.
@@ -175,7 +175,7 @@ class SpikingSelfAttention(nn.Module):
             num_heads: int,
             scale: float = 0.125,
             attn_v_threshold: float = 0.5,
-            lif_impl: Optional[str] = None,
+            lif_impl: str | None = None,
     ):
         super().__init__()
         if dim % num_heads:
@@ -220,7 +220,7 @@ class MaxFormerBlock(nn.Module):
             mixer: nn.Module,
             mlp_ratio: float = 4.0,
             drop_path: float = 0.0,
-            lif_impl: Optional[str] = None,
+            lif_impl: str | None = None,
     ):
         super().__init__()
         self.mixer = mixer
@@ -258,14 +258,14 @@ class SpikingHead(nn.Module):
     """
 
     def __init__(self, in_dim: int, num_classes: int, pool_type: str = "avg", drop_rate: float = 0.0,
-                 lif_impl: Optional[str] = None):
+                 lif_impl: str | None = None):
         super().__init__()
         self.in_dim = in_dim
         self.lif = MultiStepLIF(impl=lif_impl)
         self.drop = nn.Dropout(drop_rate)
         self.reset(num_classes, pool_type)
 
-    def reset(self, num_classes: int, pool_type: Optional[str] = None) -> None:
+    def reset(self, num_classes: int, pool_type: str | None = None) -> None:
         if pool_type is not None:
             if not pool_type and num_classes > 0:
                 raise ValueError("global_pool='' (no pooling) needs num_classes=0")
@@ -329,7 +329,7 @@ class MaxFormer(nn.Module):
             global_pool: str = "avg",
             embed_dim: int = 384,
             depths: Sequence[int] = (1, 2, 7),
-            num_heads: Optional[int] = None,
+            num_heads: int | None = None,
             mlp_ratio: float = 4.0,
             T: int = 4,
             mixer_kernels: Sequence[int] = (7, 5),
@@ -337,7 +337,7 @@ class MaxFormer(nn.Module):
             attn_v_threshold: float = 0.5,
             drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
-            lif_impl: Optional[str] = None,
+            lif_impl: str | None = None,
     ):
         super().__init__()
         check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
@@ -386,7 +386,7 @@ class MaxFormer(nn.Module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
-    def set_lif_impl(self, impl: Optional[str]) -> None:
+    def set_lif_impl(self, impl: str | None) -> None:
         """Route every LIF to 'triton', 'reference' or 'auto' (None: ZOO_KERNELS_IMPL, then the device)."""
         for m in self.modules():
             if isinstance(m, MultiStepLIF):
@@ -416,7 +416,7 @@ class MaxFormer(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)
 
@@ -432,13 +432,13 @@ class MaxFormer(nn.Module):
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
             time_mean: bool = True,
-    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Stage outputs (strides 4, 8, 16): the membrane streams, averaged over T.
 
         Args:
@@ -470,7 +470,7 @@ class MaxFormer(nn.Module):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:

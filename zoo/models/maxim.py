@@ -41,7 +41,7 @@ import math
 import re
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +68,7 @@ Size2 = tuple[int, int]
 GELU = partial(nn.GELU, approximate="tanh")  # flax.linen.gelu: approximate=True
 
 
-def _pair(v: Union[int, Sequence[int]]) -> Size2:
+def _pair(v: int | Sequence[int]) -> Size2:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
@@ -336,8 +336,8 @@ class EncoderBlock(nn.Module):
             input_proj_factor=factors.get("input_proj_factor", 2)) if cross_gate else None
         self.downsample = Conv(dim, dim, 4, 2) if downsample else None
 
-    def forward(self, x: torch.Tensor, skip: Optional[torch.Tensor] = None,
-                gate: Optional[torch.Tensor] = None) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
+                gate: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if skip is not None:
             x = torch.cat([x, skip], dim=-1)
         x = self.conv_in(x)
@@ -454,7 +454,7 @@ class MaximStage(nn.Module):
                              upsample_y=True, input_proj_factor=ipf)
             for i in range(depth)])
         self.decoder_resizes = nn.ModuleList([
-            nn.ModuleList([ResizeConv(widths[l], widths[i], 2.0 ** (l - i)) for l in range(depth)])
+            nn.ModuleList([ResizeConv(widths[j], widths[i], 2.0 ** (j - i)) for j in range(depth)])
             for i in range(depth)])
         self.decoders = nn.ModuleList([
             DecoderBlock(widths[min(i + 1, depth - 1)], depth * widths[i], widths[i], *sizes[i], num_groups,
@@ -470,8 +470,8 @@ class MaximStage(nn.Module):
             return checkpoint(module, *args, use_reentrant=False)
         return module(*args)
 
-    def encode(self, shortcuts: list[torch.Tensor], previous: Optional[dict[str, list[torch.Tensor]]],
-               stop_after: Optional[int] = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def encode(self, shortcuts: list[torch.Tensor], previous: dict[str, list[torch.Tensor]] | None,
+               stop_after: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Input fusion, encoder and bottleneck: (bottleneck output, encoder bridges per level)."""
         x_scales = []
         for i, conv in enumerate(self.input_convs):
@@ -495,16 +495,16 @@ class MaximStage(nn.Module):
                ) -> tuple[list[torch.Tensor], dict[str, list[torch.Tensor]]]:
         """Cross-gated skips and decoder: (outputs coarsest first, what the next stage takes)."""
         depth = self.depth
-        skips: list[Optional[torch.Tensor]] = [None] * depth
+        skips: list[torch.Tensor | None] = [None] * depth
         g = x
         for i in reversed(range(depth)):
             signal = torch.cat([resize(bridges[j]) for j, resize in enumerate(self.skip_resizes[i])], dim=-1)
             skips[i], g = self._call(self.skip_gates[i], signal, g)
-        decs: list[Optional[torch.Tensor]] = [None] * depth
-        sams: list[Optional[torch.Tensor]] = [None] * self.num_scales
+        decs: list[torch.Tensor | None] = [None] * depth
+        sams: list[torch.Tensor | None] = [None] * self.num_scales
         outputs = []
         for i in reversed(range(depth)):
-            signal = torch.cat([self.decoder_resizes[i][l](skips[l]) for l in reversed(range(depth))], dim=-1)
+            signal = torch.cat([self.decoder_resizes[i][j](skips[j]) for j in reversed(range(depth))], dim=-1)
             x = self._call(self.decoders[i], x, signal)
             decs[i] = x
             if i < self.num_scales:
@@ -515,7 +515,7 @@ class MaximStage(nn.Module):
                 outputs.append(image)
         return outputs, dict(sams=sams, encs=bridges, decs=decs)
 
-    def forward(self, shortcuts: list[torch.Tensor], previous: Optional[dict[str, list[torch.Tensor]]] = None
+    def forward(self, shortcuts: list[torch.Tensor], previous: dict[str, list[torch.Tensor]] | None = None
                 ) -> tuple[list[torch.Tensor], dict[str, list[torch.Tensor]]]:
         x, bridges = self.encode(shortcuts, previous)
         return self.decode(x, bridges, shortcuts)
@@ -683,7 +683,7 @@ class MAXIM(nn.Module):
     def get_classifier(self) -> nn.Module:
         return nn.Identity()
 
-    def reset_classifier(self, num_classes: int = 0, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int = 0, global_pool: str | None = None) -> None:
         if num_classes:
             raise ValueError("MAXIM is an image-to-image model and has no classifier to reset")
 
@@ -736,12 +736,12 @@ class MAXIM(nn.Module):
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[list[list[torch.Tensor]], list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[list[list[torch.Tensor]], list[torch.Tensor]]:
         """The last stage's encoder features (levels 0..depth-1, strides 1, 2, 4, ...) and its bottleneck output.
 
         Args:
@@ -776,7 +776,7 @@ class MAXIM(nn.Module):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:

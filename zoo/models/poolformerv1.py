@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import partial
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -88,11 +88,11 @@ class PoolFormerV1(MetaFormer):
             head_norm: bool = True,
             feature_norms: bool = False,
             first_feature_norm: bool = True,
-            ggem_groups: Optional[int] = None,
+            ggem_groups: int | None = None,
             ggem_p_init: float = 3.0,
             ggem_eps: float = 1e-6,
             ggem_layout: str = "contiguous",
-            ggem_p_min: Optional[float] = None,
+            ggem_p_min: float | None = None,
     ):
         check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
                          proj_drop_rate=proj_drop_rate, drop_path_rate=drop_path_rate)
@@ -161,7 +161,7 @@ class PoolFormerV1(MetaFormer):
         # layer scales and GGeM's p, which timm's optimizer factory already does.
         return set()
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None, reset_other: bool = False,
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None, reset_other: bool = False,
                          **kwargs: Any) -> None:
         """New classifier; `global_pool=None` keeps the current pooling (GGeM and its p included);
         `reset_other` also drops the head's GroupNorm (as timm's MetaFormer does)."""
@@ -183,12 +183,12 @@ class PoolFormerV1(MetaFormer):
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Stage outputs (strides 4, 8, 16, 32) for the stages in `indices`.
 
         Args:
@@ -207,7 +207,7 @@ class PoolFormerV1(MetaFormer):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -30,9 +30,9 @@ from timm.layers import DropPath, LayerNorm2d, SelectAdaptivePool2d, trunc_norma
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 
-from ..pretrained import build_zoo_model, unconfirmed_weights
 from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input, model_name
 from ..layers.checks import check_model_args, handles_empty_batch
+from ..pretrained import build_zoo_model, unconfirmed_weights
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import getter_feature_cfg, prune_staged, staged_intermediates
 from ._ggem_surgery import supports_ggem
@@ -74,7 +74,7 @@ class RAVLTBlock(nn.Module):
             num_heads: int,
             core: str,
             mlp_ratio: float = 3.5,
-            layer_scale_init_value: Optional[float] = 1.0,
+            layer_scale_init_value: float | None = 1.0,
             drop_path: float = 0.0,
     ):
         super().__init__()
@@ -104,7 +104,7 @@ class RAVLTStage(nn.Module):
             num_heads: int,
             core: str,
             mlp_ratio: float,
-            layer_scale_init_value: Optional[float],
+            layer_scale_init_value: float | None,
             drop_path_rates: Sequence[float],
     ):
         super().__init__()
@@ -130,7 +130,7 @@ class ProjectionHead(nn.Module):
     def __init__(
             self,
             in_dim: int,
-            hidden_size: Optional[int],
+            hidden_size: int | None,
             num_classes: int,
             pool_type: str = "avg",
             drop_rate: float = 0.0,
@@ -147,7 +147,7 @@ class ProjectionHead(nn.Module):
         self.drop = nn.Dropout(drop_rate)
         self.reset(num_classes, pool_type)
 
-    def reset(self, num_classes: int, pool_type: Optional[str] = None, reset_other: bool = False) -> None:
+    def reset(self, num_classes: int, pool_type: str | None = None, reset_other: bool = False) -> None:
         if pool_type is not None:
             self.global_pool = SelectAdaptivePool2d(pool_type=pool_type)
             self.flatten = nn.Identity() if self.global_pool.is_identity() else nn.Flatten(1)
@@ -198,9 +198,9 @@ class RAVLT(nn.Module):
             num_heads: Sequence[int] = (1, 2, 4, 8),
             mlp_ratio: float = 3.5,
             linear_core: str = "rala",
-            stage_cores: Optional[Sequence[str]] = None,
-            projection: Optional[int] = 1024,
-            layer_scale_init_values: Sequence[Optional[float]] = (1.0, 1.0, 1.0, 1.0),
+            stage_cores: Sequence[str] | None = None,
+            projection: int | None = 1024,
+            layer_scale_init_values: Sequence[float | None] = (1.0, 1.0, 1.0, 1.0),
             drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
             feature_norms: bool = False,
@@ -274,7 +274,7 @@ class RAVLT(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None, reset_other: bool = False) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None, reset_other: bool = False) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool, reset_other)
         if reset_other:
@@ -292,12 +292,12 @@ class RAVLT(nn.Module):
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Stage outputs (strides 4, 8, 16, 32) for the stages in `indices`.
 
         Args:
@@ -314,7 +314,7 @@ class RAVLT(nn.Module):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:

@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -341,7 +341,7 @@ class SOFT(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
             if global_pool not in GLOBAL_POOLS:
@@ -378,12 +378,12 @@ class SOFT(nn.Module):
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Stage outputs at strides 4, 8, 16, 32 (NCHW; the last without its cls token).
 
         Args:
@@ -407,7 +407,7 @@ class SOFT(nn.Module):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:
@@ -560,7 +560,7 @@ def _drive_page(checkpoint: str) -> str:
     return f"https://drive.google.com/file/d/{_DRIVE[checkpoint]}/view?usp=sharing"
 
 
-def _cfg(checkpoint: Optional[str] = None, normalized: bool = False, **kwargs: Any) -> dict[str, Any]:
+def _cfg(checkpoint: str | None = None, normalized: bool = False, **kwargs: Any) -> dict[str, Any]:
     source: dict[str, Any] = {}
     notes: tuple[str, ...] = ("no official weights were released for this variant",)
     if checkpoint:

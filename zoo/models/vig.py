@@ -39,7 +39,7 @@ import math
 import re
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +80,7 @@ class ViGBlock(nn.Module):
             out_act: bool = False,
             merge_divisor: float = 2.0,
             drop_path: float = 0.0,
-            kernel_impl: Optional[str] = None,
+            kernel_impl: str | None = None,
     ):
         super().__init__()
         self.norm1 = norm_layer(dim)
@@ -168,7 +168,7 @@ class ViG(nn.Module):
 
     def __init__(
             self,
-            img_size: Union[int, Sequence[int]] = 224,
+            img_size: int | Sequence[int] = 224,
             patch_size: int = 16,
             in_chans: int = 3,
             num_classes: int = 1000,
@@ -176,14 +176,14 @@ class ViG(nn.Module):
             embed_dim: int = 192,
             depth: int = 12,
             num_heads: int = 3,
-            mlp_hidden: Optional[int] = None,
+            mlp_hidden: int | None = None,
             act_in_conv: bool = False,
             out_act: bool = False,
             merge_divisor: float = 4.0,
             drop_rate: float = 0.0,
             pos_drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
-            kernel_impl: Optional[str] = None,
+            kernel_impl: str | None = None,
     ):
         super().__init__()
         check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
@@ -245,7 +245,7 @@ class ViG(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
             if global_pool not in ("", "avg", "max", "avgmax"):
@@ -264,12 +264,12 @@ class ViG(nn.Module):
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Block outputs (stride 16) for the blocks in `indices`.
 
         Args:
@@ -295,7 +295,7 @@ class ViG(nn.Module):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:
@@ -369,7 +369,7 @@ class ViGHStage(nn.Module):
             num_heads: int,
             drop_path_rates: Sequence[float],
             merge_divisor: float = 2.0,
-            kernel_impl: Optional[str] = None,
+            kernel_impl: str | None = None,
     ):
         super().__init__()
         self.grad_checkpointing = False
@@ -400,7 +400,7 @@ class ViGHHead(nn.Module):
         self.drop = nn.Dropout(drop_rate)
         self.reset(num_classes, pool_type)
 
-    def reset(self, num_classes: int, pool_type: Optional[str] = None, reset_other: bool = False) -> None:
+    def reset(self, num_classes: int, pool_type: str | None = None, reset_other: bool = False) -> None:
         if pool_type is not None:
             self.global_pool = SelectAdaptivePool2d(pool_type=pool_type)
             self.flatten = nn.Identity() if self.global_pool.is_identity() else nn.Flatten(1)
@@ -442,7 +442,7 @@ class ViGH(nn.Module):
             drop_path_rate: float = 0.0,
             feature_norms: bool = False,
             head_norm: bool = True,
-            kernel_impl: Optional[str] = None,
+            kernel_impl: str | None = None,
     ):
         super().__init__()
         check_model_args(type(self).__name__, in_chans=in_chans, num_classes=num_classes, drop_rate=drop_rate,
@@ -510,19 +510,19 @@ class ViGH(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None, reset_other: bool = False) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None, reset_other: bool = False) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool, reset_other)
 
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, list[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Stage outputs (strides 4, 8, 16, 32) for the stages in `indices`.
 
         Args:
@@ -536,7 +536,7 @@ class ViGH(nn.Module):
 
     def prune_intermediate_layers(
             self,
-            indices: Union[int, list[int]] = 1,
+            indices: int | list[int] = 1,
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> list[int]:
