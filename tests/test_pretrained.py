@@ -82,6 +82,37 @@ def test_yacs_config_loads_without_yacs(tmp_path):
     assert torch.equal(pretrained.select_weights(checkpoint)["w"], torch.ones(2))
 
 
+def test_select_weights_unwraps_level_by_level_and_prefers_the_named_entry():
+    weights, ema = {"w": torch.ones(2)}, {"w": torch.zeros(2)}
+    assert pretrained.select_weights({"state_dict": {"model": weights}, "meta": {}})["w"] is weights["w"]
+    assert pretrained.select_weights({"model": weights, "model_ema": ema})["w"] is weights["w"]  # most common first
+    assert pretrained.select_weights({"model": weights, "model_ema": ema}, "model_ema")["w"] is ema["w"]
+    assert pretrained.select_weights(weights) is weights  # a bare state dict
+
+
+@pytest.mark.parametrize("name, entry", [("vig_t", "model_ema"), ("soft_tiny", "state_dict_ema"),
+                                         ("inline_cswin_tiny", "state_dict_ema"),
+                                         ("maxformer_10_384", "state_dict"), ("ravlt_t", None)])
+def test_a_filter_takes_the_entry_recorded_on_the_registered_official_file(name, entry):
+    """The entry the official evaluation loads is recorded once (`OfficialFile.weights_key`); a family filter
+    given a whole training checkpoint (fine-tuning from it, `zoo.pretrained.filter_for`) takes the same one."""
+    from zoo.models._checkpoint import unwrap_state_dict
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    assert pretrained.official_weights_key(model) == entry
+    entries = {key: {"w": torch.full((1,), float(i))} for i, key in enumerate(pretrained.WEIGHT_ENTRIES)}
+    chosen = unwrap_state_dict(entries, model)["w"].item()
+    assert pretrained.WEIGHT_ENTRIES[int(chosen)] == (entry or pretrained.WEIGHT_ENTRIES[0])
+
+
+def test_a_checkpoint_without_tensors_names_the_entries_looked_for():
+    from zoo.models._checkpoint import CheckpointMismatchError, unwrap_state_dict
+    with torch.device("meta"):
+        model = timm.create_model("vig_t")
+    with pytest.raises(CheckpointMismatchError, match=r"no tensors.*\['model_ema', 'model', 'state_dict'"):
+        unwrap_state_dict({"epoch": 3, "args": {}}, model)
+
+
 def test_unknown_pickled_class_is_refused(weights_dir):
     golden = load_golden("ravlt__tiny_cfg")
     checkpoint = official_training_checkpoint(golden.state_dict)

@@ -356,7 +356,8 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def file_format(path: Path) -> str:
-    """The format a checkpoint is read as, from its name: 'safetensors', 'npz', or 'torch' (.pth, .pth.tar, .bin ...)."""
+    """The format a checkpoint is read as, from its name: 'safetensors', 'npz', or 'torch' (.pth, .pth.tar,
+    .bin ...)."""
     return {".safetensors": "safetensors", ".npz": "npz"}.get(path.suffix, "torch")
 
 
@@ -480,7 +481,8 @@ def _refused_classes(path: Path, err: pickle.UnpicklingError, layout: str) -> li
 
 CONVERT_TORCH = ("If it comes from a source you trust, convert it in a separate, trusted step: open it with "
                  "torch.load(path, weights_only=False) and re-save the weights alone, e.g. with "
-                 "safetensors.torch.save_file(state_dict, 'weights.safetensors') or torch.save(state_dict, 'weights.pth').")
+                 "safetensors.torch.save_file(state_dict, 'weights.safetensors') or "
+                 "torch.save(state_dict, 'weights.pth').")
 CONVERT_NPZ = ("If it comes from a source you trust, convert it in a separate, trusted step: open it with "
                "numpy.load(path, allow_pickle=True) and re-save the numeric arrays alone (numpy.savez, or as "
                "safetensors).")
@@ -585,14 +587,28 @@ def load_checkpoint(path: str | os.PathLike, source: str | None = None) -> Any:
         raise _explain(path, err, source) from err
 
 
-def select_weights(checkpoint: Any, weights_key: str = "model") -> Mapping[str, torch.Tensor]:
-    """The weights entry of a training checkpoint: `weights_key` if present, else the first entry found."""
+def select_weights(checkpoint: Any, weights_key: str | None = None) -> Mapping[str, Any]:
+    """The weights inside a training checkpoint, unwrapped level by level (`{'state_dict': {'model': ...}}`):
+    entry `weights_key` first (the one the official evaluation loads), else the first of `WEIGHT_ENTRIES`
+    found. A bare state dict comes back as it is. The one owner of this rule: the family filters reach it
+    through `zoo.models._checkpoint.unwrap_state_dict`."""
     if not isinstance(checkpoint, Mapping):
         raise TypeError(f"expected a checkpoint dict, got {type(checkpoint).__name__}")
-    for key in (weights_key, *WEIGHT_ENTRIES):
-        if isinstance(checkpoint.get(key), Mapping):
-            return checkpoint[key]
-    return checkpoint
+    entries = (weights_key, *WEIGHT_ENTRIES) if weights_key else WEIGHT_ENTRIES
+    while True:
+        inner = next((checkpoint[k] for k in entries if isinstance(checkpoint.get(k), Mapping)), None)
+        if inner is None:
+            return checkpoint
+        checkpoint = inner
+
+
+def official_weights_key(model: torch.nn.Module) -> str | None:
+    """The checkpoint entry the official evaluation loads for `model`: the `weights_key` of the official file
+    registered for its architecture and tag (e.g. ViG's `model_ema`, SOFT's `state_dict_ema`); None when no
+    file is registered for it."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    official = _official_of(cfg["architecture"], cfg) if cfg.get("architecture") else None
+    return official.weights_key if official else None
 
 
 def default_filename(cfg: Mapping[str, Any]) -> str | None:

@@ -21,10 +21,6 @@ from torch import nn
 
 from ..layers.checks import model_name
 
-# Official training scripts save {'model': ..., 'optimizer': ..., 'args': ...};
-# mmcv saves {'state_dict': ..., 'meta': ...}.
-WRAPPER_KEYS = ("state_dict", "model")
-
 # A rule: (pattern, replacement); the replacement is a string for re.sub or a
 # function of the match. A replacement of None drops the key.
 Rule = tuple[str, "str | Callable[[re.Match], str] | None"]
@@ -34,18 +30,22 @@ class CheckpointMismatchError(RuntimeError):
     """A checkpoint whose keys, shapes or dtypes do not fit the model."""
 
 
-def unwrap_state_dict(checkpoint: Mapping, wrapper_keys: Sequence[str] = WRAPPER_KEYS) -> dict[str, torch.Tensor]:
-    """The tensor dict inside a training checkpoint (already-bare dicts pass through)."""
-    while isinstance(checkpoint, Mapping):
-        inner = next((checkpoint[k] for k in wrapper_keys if isinstance(checkpoint.get(k), Mapping)), None)
-        if inner is None:
-            break
-        checkpoint = inner
+def unwrap_state_dict(checkpoint: Mapping, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a training checkpoint (already-bare dicts pass through).
+
+    Official scripts save `{'model': ..., 'optimizer': ..., 'args': ...}` (and EMA copies beside it), mmcv
+    `{'state_dict': ..., 'meta': ...}`. Which entry the official evaluation loads is recorded once, on the
+    family's registered official file (`OfficialFile.weights_key`), and looked up here from `model`'s tag.
+    """
+    from ..pretrained import WEIGHT_ENTRIES, official_weights_key, select_weights  # zoo.pretrained is above us
+    weights_key = official_weights_key(model) if model is not None else None
+    checkpoint = select_weights(checkpoint, weights_key)
     tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
     if not tensors:
+        entries = [weights_key] if weights_key else []
         raise CheckpointMismatchError(
             f"no tensors found in the checkpoint (top-level keys: {sorted(checkpoint)[:10]}); "
-            f"expected a state dict, optionally wrapped in one of {list(wrapper_keys)}")
+            f"expected a state dict, optionally wrapped in one of {entries + list(WEIGHT_ENTRIES)}")
     return tensors
 
 

@@ -481,7 +481,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: InceptionTransformer
     grids (see `resample_pos_embed`). Keys of a pruned norm / head (features_only,
     num_classes=0) are dropped.
     """
-    state_dict = strip_prefixes(unwrap_state_dict(state_dict), ("module.",))
+    state_dict = strip_prefixes(unwrap_state_dict(state_dict, model), ("module.",))
     if "stem.proj1.weight" not in state_dict:  # official layout
         state_dict = rename_keys(state_dict, OFFICIAL_KEY_RULES)
     expected = model.state_dict()

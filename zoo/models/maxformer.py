@@ -522,7 +522,8 @@ def official_key_order(depths: Sequence[int] = (1, 2, 7)) -> list[str]:
     bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
     def unit(prefix: str, conv: str, norm: str, bias: bool = False) -> list[str]:
-        return [f"{prefix}{conv}.weight"] + ([f"{prefix}{conv}.bias"] if bias else []) + [f"{prefix}{norm}.{b}" for b in bn]
+        biases = [f"{prefix}{conv}.bias"] if bias else []
+        return [f"{prefix}{conv}.weight", *biases, *(f"{prefix}{norm}.{b}" for b in bn)]
 
     keys = []
     for name in ("embed1", "embed2", "embed3", "embed4"):
@@ -576,7 +577,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: MaxFormer) -> dict[s
     released files). A head whose shape does not fit (other num_classes) is
     dropped and stays at its init; a first conv for other `in_chans` is adapted.
     """
-    state_dict = strip_prefixes(unwrap_state_dict(state_dict, ("state_dict", "model", "state_dict_ema")), ("module.",))
+    state_dict = strip_prefixes(unwrap_state_dict(state_dict, model), ("module.",))
     if "stem.conv1.conv.weight" not in state_dict:  # official layout
         official = set(official_key_order([len(s.blocks) for s in model.stages]))
         if 2 * sum(k in official for k in state_dict) < len(state_dict):  # mostly other names

@@ -260,7 +260,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: PoolFormerV1) -> dic
     from a classification checkpoint start at GroupNorm(1, 0), the official init; GGeM's `p`,
     absent from every released checkpoint, keeps its initial value.
     """
-    state_dict = strip_prefixes(unwrap_state_dict(state_dict), ("module.", "backbone."))
+    state_dict = strip_prefixes(unwrap_state_dict(state_dict, model), ("module.", "backbone."))
     if "stem.conv.weight" not in state_dict:  # official layout
         state_dict = rename_keys(state_dict, OFFICIAL_KEY_RULES)
     expected = model.state_dict()

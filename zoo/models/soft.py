@@ -495,7 +495,8 @@ def _check_depths(state_dict: dict[str, torch.Tensor], model: SOFT) -> None:
     want = tuple(len(stage.blocks) for stage in model.stages)
     if have == want or not have:
         return
-    width = tuple(state_dict[k].shape[-1] for k in sorted(k for k in state_dict if re.match(r"^stages\.\d+\.pos_embed$", k)))
+    pos_embeds = sorted(k for k in state_dict if re.match(r"^stages\.\d+\.pos_embed$", k))
+    width = tuple(state_dict[k].shape[-1] for k in pos_embeds)
     prefix = "soft_norm_" if model.normalized else "soft_"
     names = [prefix + size for size, cfg in _SIZES.items() if cfg["depths"] == have and cfg["embed_dims"] == width]
     hint = f"; that is {names[0]}: create that model instead" if names else ""
@@ -506,13 +507,12 @@ def _check_depths(state_dict: dict[str, torch.Tensor], model: SOFT) -> None:
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: SOFT) -> dict[str, torch.Tensor]:
     """Official SOFT / SOFT-Norm checkpoint -> this model.
 
-    Accepts the timm-0.3.2 training checkpoint (`state_dict_ema` preferred, as the
-    official evaluation, then `state_dict` / `model`), `module.` prefixes and
+    Accepts the timm-0.3.2 training checkpoint (the entry of the registered official
+    file first: `state_dict_ema`, as the official evaluation), `module.` prefixes and
     already-converted state dicts. A checkpoint of another depth (e.g. the
     README's 24M Small given to `soft_norm_small`) fails naming the model it fits.
     """
-    state_dict = strip_prefixes(unwrap_state_dict(state_dict, ("state_dict_ema", "state_dict", "model")),
-                                ("module.", "backbone."))
+    state_dict = strip_prefixes(unwrap_state_dict(state_dict, model), ("module.", "backbone."))
     if "stem.0.weight" not in state_dict:  # official layout
         state_dict = rename_keys(state_dict, OFFICIAL_KEY_RULES)
     _check_depths(state_dict, model)

@@ -595,11 +595,6 @@ VIG_H_KEY_RULES = [
 ]
 
 
-def _unwrap(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
-    # Official files: {'model': raw, 'model_ema': EMA, ...}; prefer the EMA weights as timm's loader does.
-    return strip_prefixes(unwrap_state_dict(state_dict, ("model_ema", "state_dict", "model")), ("module.", "backbone."))
-
-
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:
     """Official ViG / ViG-H checkpoint (classifier, or ViG-H's dense backbone) -> this model.
 
@@ -610,7 +605,8 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     head (features_only), and feature norms absent from a classification checkpoint start
     at LayerNorm(1, 0).
     """
-    state_dict = _unwrap(state_dict)
+    # Official files: {'model': raw, 'model_ema': EMA, ...}; the registered file says which (`model_ema`).
+    state_dict = strip_prefixes(unwrap_state_dict(state_dict, model), ("module.", "backbone."))
     expected = model.state_dict()
     if isinstance(model, ViG):
         if any(k.endswith(".attn_norm.weight") or ".mlp.gate_proj." in k for k in state_dict):
