@@ -239,7 +239,8 @@ def write(records: list[dict], args: argparse.Namespace) -> None:
         if "label" not in r:
             lines.append(f"| {r['name']} | {r['res']} | {r['error']} | | | | |")
             continue
-        speed = fmt(r.get("speedup"), ".2f") + "×" if r.get("speedup") else r.get("official_error") or r.get("zoo_error")
+        speed = (fmt(r.get("speedup"), ".2f") + "×" if r.get("speedup")
+                 else r.get("official_error") or r.get("zoo_error"))
         lines.append(f"| {r['label']} | {r['res']} | {fmt(r['official_s'], '.3f')} | {fmt(r['zoo_s'], '.3f')} | "
                      f"{speed} | {fmt(r['official_mb'], '.0f')} | {fmt(r['zoo_mb'], '.0f')} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

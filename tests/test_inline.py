@@ -377,7 +377,8 @@ def test_swin_at_448_uses_shifted_56_windows_for_inline_blocks():
 
 @pytest.mark.parametrize("name, kwargs, message", [
     ("inline_swin_tiny", dict(img_size=480), r"120x120 is not divisible by its InLine window 56"),
-    ("inline_swin_tiny", dict(img_size=240, window_size=64), r"patch merging before stage 4 needs an even map, got 15x15"),
+    ("inline_swin_tiny", dict(img_size=240, window_size=64),
+     r"patch merging before stage 4 needs an even map, got 15x15"),
     ("inline_cswin_tiny", dict(img_size=256, split_size=(1, 2, 7, 7)), r"16x16 is not divisible by its stripe"),
     ("inline_cswin_tiny", dict(img_size=100), r"multiple of 32"),
     ("inline_deit_tiny", dict(img_size=(224, 160)), r"square img_size"),

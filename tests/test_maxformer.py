@@ -157,7 +157,8 @@ def test_other_num_classes_and_in_chans_keep_the_trunk():
     model = zoo.create_model("maxformer_10_384", **kwargs)
     state = checkpoint_filter_fn(golden.state_dict, model)
     model.load_state_dict(state)
-    assert torch.equal(state["stages.2.blocks.6.mlp.fc2.conv.weight"], golden.state_dict["stage3.6.mlp.fc2_conv.weight"])
+    assert torch.equal(state["stages.2.blocks.6.mlp.fc2.conv.weight"],
+                       golden.state_dict["stage3.6.mlp.fc2_conv.weight"])
     assert state["head.fc.weight"].shape == (5, 64)
     # Grey input: the first conv's RGB filters summed.
     torch.testing.assert_close(state["stem.conv1.conv.weight"],

@@ -123,7 +123,8 @@ def _run_slip(model: MAXIM, golden, monkeypatch, slip: str) -> float:
     elif slip == "leaky_relu_0.01":
         monkeypatch.setattr(maxim, "LRELU_SLOPE", 0.01)
     elif slip == "legacy_nearest":
-        monkeypatch.setattr(maxim, "resize_nearest", lambda x, size: nhwc(F.interpolate(nchw(x), size=size, mode="nearest")))
+        monkeypatch.setattr(maxim, "resize_nearest",
+                            lambda x, size: nhwc(F.interpolate(nchw(x), size=size, mode="nearest")))
     elif slip == "bilinear_no_antialias":
         monkeypatch.setattr(maxim, "resize_bilinear", lambda x, size: nhwc(F.interpolate(
             nchw(x), size=size, mode="bilinear", align_corners=False)))
@@ -482,7 +483,8 @@ def test_zoo_restore_creates_a_missing_output_folder(tmp_path, tiny, npz_loader)
 
 
 def naive_ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of one channel in [0, 255], written from the definition with scipy (independent of zoo.cli.restore_image)."""
+    """SSIM of one channel in [0, 255], written from the definition with scipy
+    (independent of zoo.cli.restore_image)."""
     from scipy.signal import convolve2d
     g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5 ** 2))
     win = np.outer(g, g) / np.outer(g, g).sum()
@@ -491,7 +493,8 @@ def naive_ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
     var_b = convolve2d(b * b, win, "valid") - mu_b ** 2
     cov = convolve2d(a * b, win, "valid") - mu_a * mu_b
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    return float(np.mean((2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))))
+    return float(np.mean((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+                         / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))))
 
 
 def test_metrics_against_definitions():
@@ -500,7 +503,8 @@ def test_metrics_against_definitions():
     assert restore.psnr(clean, shifted) == pytest.approx(20 * math.log10(255 / 5), abs=1e-9)
     noisy = np.clip(clean + np.random.default_rng(1).normal(0, 0.05, clean.shape), 0, 1)
     a, b = clean * 255, np.round(noisy * 255)
-    assert restore.ssim(clean, noisy) == pytest.approx(np.mean([naive_ssim_channel(a[..., c], b[..., c]) for c in range(3)]), abs=1e-9)
+    assert restore.ssim(clean, noisy) == pytest.approx(
+        np.mean([naive_ssim_channel(a[..., c], b[..., c]) for c in range(3)]), abs=1e-9)
     y = lambda img: img @ np.array([65.481, 128.553, 24.966]) + 16.0  # MATLAB rgb2ycbcr, Y in [16, 235]
     mse_y = np.mean((y(clean) - y(noisy)) ** 2)
     assert restore.psnr(clean, noisy, "y") == pytest.approx(10 * math.log10(255 ** 2 / mse_y), abs=1e-3)

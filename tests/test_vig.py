@@ -85,7 +85,8 @@ def test_train_and_eval_compute_the_same_function():
 
 
 def test_merge_divisor_defaults_follow_the_official_eval_path():
-    assert {m.merge_divisor for m in zoo.create_model("vig_t", depth=1).modules() if isinstance(m, BidirectionalGLA)} == {4.0}
+    assert {m.merge_divisor for m in zoo.create_model("vig_t", depth=1).modules()
+            if isinstance(m, BidirectionalGLA)} == {4.0}
     h = zoo.create_model("vig_h_t", depths=(1, 1, 1, 1))
     assert {m.merge_divisor for m in h.modules() if isinstance(m, BidirectionalGLA)} == {2.0}
 

@@ -363,8 +363,8 @@ def test_zoo_convert_takes_fixed_input_size_models(fixture, weights, tmp_path):
     path = official_path(variant, weights.path)
     official_training_checkpoint(golden.state_dict, path)
     zoo_convert([variant, str(path), str(tmp_path / "converted"), "--model-args", json.dumps(_jsonable(kwargs))])
-    official = timm.create_model(variant, pretrained=True, pretrained_cfg_overlay=dict(num_classes=kwargs["num_classes"]),
-                                 **kwargs).eval()
+    official = timm.create_model(variant, pretrained=True,
+                                 pretrained_cfg_overlay=dict(num_classes=kwargs["num_classes"]), **kwargs).eval()
     converted = timm.create_model(f"local-dir:{tmp_path / 'converted'}", pretrained=True).eval()
     with torch.no_grad():
         assert torch.equal(converted(golden.input), official(golden.input))

@@ -34,7 +34,8 @@ def smoke_runs(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "ZOO_KERNELS_IMPL"}
     env["TRITON_INTERPRET"] = "1"
     folder = tmp_path_factory.mktemp("bench")
-    runs = {op: (subprocess.Popen([sys.executable, "-m", f"zoo.kernels.{op}.bench", "--smoke", "--out", str(folder / op)],
+    runs = {op: (subprocess.Popen([sys.executable, "-m", f"zoo.kernels.{op}.bench", "--smoke",
+                                   "--out", str(folder / op)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=folder),
                  folder / op) for op in BENCHES}
     try:

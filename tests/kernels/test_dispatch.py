@@ -97,8 +97,9 @@ def test_integer_inputs_are_refused(op):
 def test_forced_triton_on_cpu_without_the_interpreter(op, monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     fn, tensors, _ = _case(op)
-    with pytest.raises(ValueError, match=rf"^{op}: the Triton path \(impl='triton'\) needs CUDA tensors, got device "
-                                         r"cpu \(CPU tensors run it only under Triton's interpreter: TRITON_INTERPRET=1"):
+    with pytest.raises(ValueError,
+                       match=rf"^{op}: the Triton path \(impl='triton'\) needs CUDA tensors, got device "
+                             r"cpu \(CPU tensors run it only under Triton's interpreter: TRITON_INTERPRET=1"):
         fn(*tensors, impl="triton")
 
 

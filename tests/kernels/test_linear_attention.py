@@ -54,7 +54,8 @@ def test_rope_tables_follow_the_pair_formula():
             phi = pos * freqs[pair % (d // 4)]
             a, b = x[token, 2 * pair], x[token, 2 * pair + 1]
             assert y[token, 2 * pair].item() == pytest.approx((a * math.cos(phi) - b * math.sin(phi)).item(), abs=1e-12)
-            assert y[token, 2 * pair + 1].item() == pytest.approx((b * math.cos(phi) + a * math.sin(phi)).item(), abs=1e-12)
+            assert y[token, 2 * pair + 1].item() == pytest.approx((b * math.cos(phi) + a * math.sin(phi)).item(),
+                                                                  abs=1e-12)
 
 
 def test_rope_tables_need_a_multiple_of_four():
@@ -124,7 +125,8 @@ def test_reference_keeps_low_precision_dtypes_and_computes_in_fp32():
 def test_reference_gradcheck_float64(variant, rope_hw):
     q, k, v = (torch.randn(1, 2, 6, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
     assert torch.autograd.gradcheck(
-        lambda a, b, c: linear_attention_reference(a, b, c, variant=variant, rope_hw=rope_hw), (q, k, v), fast_mode=True)
+        lambda a, b, c: linear_attention_reference(a, b, c, variant=variant, rope_hw=rope_hw), (q, k, v),
+        fast_mode=True)
 
 
 # ----------------------------------------------------------------------------- Triton vs reference
@@ -331,7 +333,8 @@ def _qkv(shape=(1, 2, 12, 16), dtype=torch.float32):
     (lambda q, k, v: (q, k, v), {"rope_hw": "3x4"}, "pair of positive ints"),
     (lambda q, k, v: (q[..., :6], k[..., :6], v[..., :6]), {"rope_hw": (3, 4)}, "divisible by 4, got d=6"),
     (lambda q, k, v: (q, k, v), {"impl": "cuda"}, "impl must be one of"),
-    (lambda q, k, v: (q[..., :8], k[..., :8], v[..., :8]), {"impl": "triton"}, r"head dim d in \(16, 32, 64\), got d=8"),
+    (lambda q, k, v: (q[..., :8], k[..., :8], v[..., :8]), {"impl": "triton"},
+     r"head dim d in \(16, 32, 64\), got d=8"),
     (lambda q, k, v: (q.double(), k.double(), v.double()), {"impl": "triton"}, "got float64"),
 ])
 def test_errors(change, kwargs, match):

@@ -67,4 +67,5 @@ def test_triton_path_trains():
     for name, g in exact.items():
         err = (triton32[name] - g).abs().max().item()
         bound = GRAD_RTOL_FP32 * g.abs().max().item() + GRAD_FLOOR_FP32 * largest
-        assert err <= bound, f"{name}: max abs error {err:.3g} > {bound:.3g} (largest |grad| {g.abs().max().item():.3g})"
+        assert err <= bound, (f"{name}: max abs error {err:.3g} > {bound:.3g} "
+                              f"(largest |grad| {g.abs().max().item():.3g})")

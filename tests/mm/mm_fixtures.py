@@ -42,7 +42,8 @@ def _shapes(rng: np.random.Generator, size: int):
         else:
             r = int(rng.integers(size // 10, size // 5))
             cx, cy = rng.integers(r + 2, size - r - 2, size=2)
-            poly = [(cx + r * math.cos(t), cy + r * math.sin(t)) for t in np.linspace(0, 2 * math.pi, 24, endpoint=False)]
+            poly = [(cx + r * math.cos(t), cy + r * math.sin(t))
+                    for t in np.linspace(0, 2 * math.pi, 24, endpoint=False)]
             mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
         out.append((cls, [(float(x), float(y)) for x, y in poly], mask))
     return out
@@ -77,7 +78,8 @@ def coco_tiny(tmp_path_factory) -> Path:
                 bbox=[min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)], area=float(mask.sum()),
                 segmentation=[[c for p in poly for c in p]]))
     categories = [dict(id=i + 1, name=n) for i, n in enumerate(CLASSES)]
-    (root / "annotations.json").write_text(json.dumps(dict(images=images, annotations=annotations, categories=categories)))
+    (root / "annotations.json").write_text(
+        json.dumps(dict(images=images, annotations=annotations, categories=categories)))
     return root
 
 

@@ -48,9 +48,11 @@ def test_init_cfg_loads_official_classification_checkpoint(official_classifier_f
     model = backbone.model
     assert not torch.equal(before, model.stem[0].weight)
     assert torch.equal(model.stem[0].weight, golden.state_dict["patch_embed.proj.0.weight"])
-    assert torch.equal(model.stages[1].blocks[0].attn.qkvo.weight, golden.state_dict["layers.1.blocks.0.attn.qkvo.weight"])
+    assert torch.equal(model.stages[1].blocks[0].attn.qkvo.weight,
+                       golden.state_dict["layers.1.blocks.0.attn.qkvo.weight"])
     # downsample at the end of official stage 0 = start of our stage 1
-    assert torch.equal(model.stages[1].downsample.conv.weight, golden.state_dict["layers.0.downsample.reduction.weight"])
+    assert torch.equal(model.stages[1].downsample.conv.weight,
+                       golden.state_dict["layers.0.downsample.reduction.weight"])
     # the per-stage feature norms are not in a classification checkpoint: LayerNorm(1, 0), as officially
     for norm in model.feature_norms:
         assert torch.equal(norm.weight, torch.ones_like(norm.weight))

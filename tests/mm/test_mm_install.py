@@ -20,7 +20,8 @@ def test_cache_key_names_mmcv_torch_python_and_device():
     import torch
 
     key = install.cache_key(cuda=False)
-    assert key.startswith(f"mmcv-{install.MMCV_VERSION}_torch-{torch.__version__}_cp{sys.version_info[0]}{sys.version_info[1]}")
+    assert key.startswith(f"mmcv-{install.MMCV_VERSION}_torch-{torch.__version__}"
+                          f"_cp{sys.version_info[0]}{sys.version_info[1]}")
     assert key.endswith("_cpu")
     if torch.version.cuda:
         assert install.cache_key(cuda=True).endswith("_cu" + torch.version.cuda.replace(".", ""))
@@ -68,7 +69,8 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 def test_import_zoo_never_imports_zoo_mm():
     r = _python("import sys, zoo, timm; timm.create_model('ravlt_t');"
-                "bad = [m for m in sys.modules if m == 'zoo.mm' or m.split('.')[0] in ('mmdet', 'mmseg', 'mmengine', 'mmcv')];"
+                "bad = [m for m in sys.modules if m == 'zoo.mm' or m.split('.')[0] in "
+                "('mmdet', 'mmseg', 'mmengine', 'mmcv')];"
                 "assert not bad, bad")
     assert r.returncode == 0, r.stderr
 
@@ -91,6 +93,7 @@ def test_every_config_is_listed_once():
     assert len(configs) == len({c.rsplit("/", 1)[-1] for c in configs})
     for family in ("ravlt", "mavit"):
         for name in (f"mask-rcnn_{family}-s_fpn_1x_coco", f"mask-rcnn_{family}-s_fpn_ms-crop-3x_coco",
-                     f"retinanet_{family}-t_fpn_1x_coco", f"cascade-mask-rcnn_{family}-s_fpn_4conv1fc-giou_ms-crop-3x_coco",
+                     f"retinanet_{family}-t_fpn_1x_coco",
+                     f"cascade-mask-rcnn_{family}-s_fpn_4conv1fc-giou_ms-crop-3x_coco",
                      f"upernet_{family}-s_160k_ade20k-512x512", f"fpn_{family}-s_80k_ade20k-512x512"):
             assert zoo.mm.config_file(name)

@@ -54,7 +54,8 @@ def tiny_mask_rcnn_cfg(coco_root, work_dir, checkpoint, max_iters):
     dataset = dict(data_root=str(coco_root), ann_file="annotations.json", data_prefix=dict(img="images/"),
                    metainfo=dict(classes=CLASSES))
     cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
-    cfg.train_dataloader.dataset.update(dataset, pipeline=pipeline_train, filter_cfg=dict(filter_empty_gt=True, min_size=0))
+    cfg.train_dataloader.dataset.update(dataset, pipeline=pipeline_train,
+                                        filter_cfg=dict(filter_empty_gt=True, min_size=0))
     for loader in ("val_dataloader", "test_dataloader"):
         cfg[loader].update(num_workers=0, persistent_workers=False)
         cfg[loader].dataset.update(dataset, pipeline=pipeline_test)

@@ -54,4 +54,5 @@ def test_two_process_ddp_matches_one_process_with_the_global_batch(zoo_cache: Pa
     assert result["images"] == 360
     assert abs(result["top1"] - summary["final_top1"]) < 1e-3
     assert abs(result["top5"] - summary["final_top5"]) < 1e-3
-    assert result["data_config"]["input_size"] == [3, 16, 16] or tuple(result["data_config"]["input_size"]) == (3, 16, 16)
+    assert (result["data_config"]["input_size"] == [3, 16, 16]
+            or tuple(result["data_config"]["input_size"]) == (3, 16, 16))

@@ -161,7 +161,8 @@ def _prepare(target: np.ndarray, pred: np.ndarray, channel: str, crop_border: in
         raise ValueError(f"channel must be 'rgb' or 'y', got {channel!r}")
     a, b = target.astype(np.float64) * 255.0, pred.astype(np.float64) * 255.0
     if crop_border:
-        a, b = a[crop_border:-crop_border, crop_border:-crop_border], b[crop_border:-crop_border, crop_border:-crop_border]
+        a, b = (a[crop_border:-crop_border, crop_border:-crop_border],
+                b[crop_border:-crop_border, crop_border:-crop_border])
     if channel == "y":
         a, b = to_y_channel(a).astype(np.float64), to_y_channel(b).astype(np.float64)
     return a, b

@@ -59,7 +59,8 @@ def config_file(name: str) -> str:
         import difflib
 
         close = difflib.get_close_matches(stem, [Path(c).stem for c in list_configs()], n=5)
-        raise FileNotFoundError(f"no shipped mm config named {name!r}" + (f"; close: {', '.join(close)}" if close else ""))
+        raise FileNotFoundError(f"no shipped mm config named {name!r}"
+                                + (f"; close: {', '.join(close)}" if close else ""))
     return str(root / found[0])
 
 

@@ -62,7 +62,8 @@ def patch_mmengine() -> bool:
     import mmengine.config.config  # noqa: F401  (binds the helpers by name)
     import mmengine.utils.package_utils as package_utils
 
-    originals = {name: getattr(package_utils, name) for name in ("is_installed", "get_installed_path", "package2module")}
+    originals = {name: getattr(package_utils, name)
+                 for name in ("is_installed", "get_installed_path", "package2module")}
     replacements = {"is_installed": is_installed, "get_installed_path": get_installed_path,
                     "package2module": package2module}
     for name, module in list(sys.modules.items()):

@@ -12,8 +12,8 @@ Layouts (Flax -> PyTorch):
 | `nn.Dense` kernel | (in, out) | `Linear.weight` = transpose -> (out, in) |
 | `nn.LayerNorm` scale / bias, any bias | (C,) | `weight` / `bias` |
 
-(1) With `transpose_kernel=False`; the PyTorch weight is (in, out, kh, kw). The flip: `lax.conv_transpose` with `transpose_kernel=False`
-correlates the stride-dilated input with the kernel as stored, so output
+(1) With `transpose_kernel=False`; the PyTorch weight is (in, out, kh, kw). The flip: `lax.conv_transpose`
+with `transpose_kernel=False` correlates the stride-dilated input with the kernel as stored, so output
 pixel (2m + a) takes tap K[1 - a] of a 2x2 kernel, while PyTorch's
 transposed convolution (the gradient of a convolution) takes W[a].
 """

@@ -520,8 +520,9 @@ class InLineSwin(_Pyramid):
         check_image_input(x, self.in_chans, model_name(self))
         if tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(
-                f"{model_name(self)} takes {self.img_size[0]}x{self.img_size[1]} inputs (windows and masks are built for "
-                f"it), got {x.shape[-2]}x{x.shape[-1]}; build it with img_size=... for another size")
+                f"{model_name(self)} takes {self.img_size[0]}x{self.img_size[1]} inputs "
+                f"(windows and masks are built for it), got {x.shape[-2]}x{x.shape[-1]}; "
+                f"build it with img_size=... for another size")
 
 
 # --------------------------------------------------------------------------- PVT
@@ -872,8 +873,9 @@ class InLineCSwin(_Pyramid):
         check_image_input(x, self.in_chans, model_name(self))
         if tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(
-                f"{model_name(self)} takes {self.img_size[0]}x{self.img_size[1]} inputs (stripes are built for it), got "
-                f"{x.shape[-2]}x{x.shape[-1]}; build it with img_size=... (a multiple of 32) for another size")
+                f"{model_name(self)} takes {self.img_size[0]}x{self.img_size[1]} inputs "
+                f"(stripes are built for it), got {x.shape[-2]}x{x.shape[-1]}; "
+                f"build it with img_size=... (a multiple of 32) for another size")
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -269,7 +269,8 @@ class MaximGroup(nn.Module):
 
 
 class SpatialGatingWeights(nn.Module):
-    """`GetSpatialGatingWeights`: LN, Dense C->2C, GELU; grid Dense on one half, block Dense on the other; Dense 2C->C."""
+    """`GetSpatialGatingWeights`: LN, Dense C->2C, GELU; grid Dense on one half, block Dense on the other;
+    Dense 2C->C."""
 
     def __init__(self, dim: int, block_size: Size2, grid_size: Size2, input_proj_factor: int = 2):
         super().__init__()
@@ -323,7 +324,8 @@ class CrossGatingBlock(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """`UNetEncoderBlock`: [concat skip], 1x1 conv, (MAB, RCAB) x G, long skip, [CGB with the previous stage], [4x4/s2 down]."""
+    """`UNetEncoderBlock`: [concat skip], 1x1 conv, (MAB, RCAB) x G, long skip, [CGB with the previous stage],
+    [4x4/s2 down]."""
 
     def __init__(self, in_dim: int, dim: int, block_size: Size2, grid_size: Size2, num_groups: int,
                  reduction: int, cross_gate: bool, downsample: bool, **factors: int):
@@ -353,7 +355,8 @@ class EncoderBlock(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """`UNetDecoderBlock`: 2x2/s2 ConvTranspose, then an encoder block (no cross-gating, no downsampling) with the skip."""
+    """`UNetDecoderBlock`: 2x2/s2 ConvTranspose, then an encoder block (no cross-gating, no downsampling)
+    with the skip."""
 
     def __init__(self, in_dim: int, skip_dim: int, dim: int, block_size: Size2, grid_size: Size2, num_groups: int,
                  reduction: int, **factors: int):
@@ -639,9 +642,12 @@ class MAXIM(nn.Module):
             MaximStage(s, num_stages, widths, sizes, _pair(block_size_lr), num_groups, num_supervision_scales,
                        num_bottleneck_blocks, channels_reduction, in_chans, factors)
             for s in range(num_stages)])
-        # Every level i needs H / 2^i divisible by its block and grid sizes; the bottleneck H / 2^depth by block_size_lr.
-        needs_h = [2 ** i * s[k][0] for i, s in enumerate(sizes) for k in (0, 1)] + [2 ** depth * _pair(block_size_lr)[0]]
-        needs_w = [2 ** i * s[k][1] for i, s in enumerate(sizes) for k in (0, 1)] + [2 ** depth * _pair(block_size_lr)[1]]
+        # Every level i needs H / 2^i divisible by its block and grid sizes;
+        # the bottleneck H / 2^depth by block_size_lr.
+        needs_h = ([2 ** i * s[k][0] for i, s in enumerate(sizes) for k in (0, 1)]
+                   + [2 ** depth * _pair(block_size_lr)[0]])
+        needs_w = ([2 ** i * s[k][1] for i, s in enumerate(sizes) for k in (0, 1)]
+                   + [2 ** depth * _pair(block_size_lr)[1]])
         self.size_multiple = (math.lcm(*needs_h), math.lcm(*needs_w))
         if pad_multiple % self.size_multiple[0] or pad_multiple % self.size_multiple[1]:
             raise ValueError(f"pad_multiple={pad_multiple} is not a multiple of the sizes this configuration "
@@ -923,8 +929,10 @@ GCS_BROWSER = "https://console.cloud.google.com/storage/browser/gresearch/maxim/
 
 # Factory variants of the official `Model(variant=...)`, with num_supervision_scales=3 as run_eval builds them.
 VARIANTS = {
-    "S-1": dict(features=32, num_stages=1), "S-2": dict(features=32, num_stages=2), "S-3": dict(features=32, num_stages=3),
-    "M-1": dict(features=64, num_stages=1), "M-2": dict(features=64, num_stages=2), "M-3": dict(features=64, num_stages=3),
+    "S-1": dict(features=32, num_stages=1), "S-2": dict(features=32, num_stages=2),
+    "S-3": dict(features=32, num_stages=3),
+    "M-1": dict(features=64, num_stages=1), "M-2": dict(features=64, num_stages=2),
+    "M-3": dict(features=64, num_stages=3),
 }
 
 

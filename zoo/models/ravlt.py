@@ -442,12 +442,14 @@ _SIZES = dict(
 
 
 def _ravlt(size: str, pretrained: bool, **kwargs: Any) -> RAVLT:
-    return _create_ravlt(f"ravlt_{size}", pretrained, **{**_SIZES[size], "linear_core": "rala", "projection": 1024, **kwargs})
+    return _create_ravlt(f"ravlt_{size}", pretrained,
+                         **{**_SIZES[size], "linear_core": "rala", "projection": 1024, **kwargs})
 
 
 def _mavit(size: str, pretrained: bool, **kwargs: Any) -> RAVLT:
     projection = 2560 if size == "l" else 2048
-    return _create_ravlt(f"mavit_{size}", pretrained, **{**_SIZES[size], "linear_core": "mala", "projection": projection, **kwargs})
+    return _create_ravlt(f"mavit_{size}", pretrained,
+                         **{**_SIZES[size], "linear_core": "mala", "projection": projection, **kwargs})
 
 
 @register_model
