@@ -180,6 +180,28 @@ def test_reset_classifier(row):
 
 
 @pytest.mark.parametrize("row", ROWS)
+def test_device_and_dtype_reach_every_tensor_and_a_new_head(row):
+    """timm's create_model passes `device=` / `dtype=` to every model constructor (timm >= 1.0.2x): every
+    tensor is made on that device, floating point ones in that dtype; the head reset_classifier builds
+    later joins the device and dtype of the weights (timm's test_models checks both)."""
+    model = zoo.create_model(row.name, **{**row.create_kwargs, "device": "meta", "dtype": torch.float64})
+
+    def placement() -> set:
+        tensors = [*model.parameters(), *model.buffers()]
+        return {(t.device.type, t.dtype if t.is_floating_point() else "not floating") for t in tensors}
+
+    assert placement() <= {("meta", torch.float64), ("meta", "not floating")}
+    assert ("meta", torch.float64) in placement()
+    if "reset_classifier" not in row.not_applicable:
+        model.eval()
+        model.reset_classifier(0)
+        model.reset_classifier(3)
+        assert model.num_classes == 3
+        assert placement() <= {("meta", torch.float64), ("meta", "not floating")}
+        assert not any(m.training for m in model.modules())  # the new head's modules too
+
+
+@pytest.mark.parametrize("row", ROWS)
 def test_features_only(row):
     applies(row, "features_only")
     c, h, w = row.input_size

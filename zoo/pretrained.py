@@ -759,8 +759,12 @@ def build_zoo_model(
     """timm's `build_model_with_cfg`, with the official weights found and opened as described above.
 
     Hub-format sources (`hf-hub:` / `local-dir:` model names, converted
-    weights) and in-memory state dicts are left to timm.
+    weights) and in-memory state dicts are left to timm. `device=` / `dtype=`
+    (which timm's `create_model` passes to every model) place the model's
+    tensors as timm's own models do.
     """
+    from .models._placement import placed  # zoo.models imports this module
+    model_cls = placed(model_cls, kwargs.pop("device", None), kwargs.pop("dtype", None))
     if pretrained:
         cfg = resolve_pretrained_cfg(
             variant, pretrained_cfg=kwargs.get("pretrained_cfg"),

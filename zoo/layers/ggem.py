@@ -37,7 +37,6 @@ Three ways to use it:
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import Any
 
@@ -45,6 +44,7 @@ import torch
 from timm.layers import SelectAdaptivePool2d
 from torch import nn
 
+from .amp import autocast_off
 from .fx import fx_leaf, is_fx_proxy
 
 __all__ = ["GGeM", "ggem", "create_global_pool"]
@@ -110,10 +110,7 @@ def ggem(
         raise ValueError(f"GGeM: no positions to pool in an input of shape {tuple(x.shape)}")
 
     compute_dtype = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 for float64 input
-    autocast_off = (torch.autocast(x.device.type, enabled=False)
-                    if x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type)
-                    else contextlib.nullcontext())
-    with autocast_off:
+    with autocast_off(x.device.type):
         exps = _channel_exponents(p.to(compute_dtype), tokens.shape[chan_dim], group_layout)
         if p_min is not None:
             exps = exps.clamp(min=p_min)

@@ -15,6 +15,7 @@ from torch import nn
 
 from zoo.kernels.gaussian_attention import gaussian_attention, gaussian_kernel
 
+from .amp import autocast_off
 from .fx import fx_leaf
 
 __all__ = ["SoftAttention", "newton_inverse", "newton_inverse_halving", "NEWTON_INITS", "KERNEL_METHODS"]
@@ -181,7 +182,7 @@ class SoftAttention(nn.Module):
     def _kernel_attention(self, q: torch.Tensor, lm: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """K1 @ NewtonInv(K2) @ (K1^T @ V): kernels and the Newton routine in float32, also under
         autocast (specs/soft.md §8)."""
-        with torch.autocast(device_type=q.device.type, enabled=False):
+        with autocast_off(q.device.type):
             mixing = self._mixing(_at_least_float32(lm))
             if self.kernel_method == "torch":
                 qf, vf = _at_least_float32(q), _at_least_float32(v)

@@ -33,6 +33,7 @@ from ..layers.ggem import GGeM
 from ..pretrained import TIMM_HUB_FILENAME, build_zoo_model, register_official_files, timm_hub_file
 from ._checkpoint import check_state_dict
 from ._ggem_surgery import check_ggem_groups
+from ._placement import keeps_device_dtype
 
 __all__ = ["GGeMVisionTransformer"]
 
@@ -82,6 +83,7 @@ class GGeMVisionTransformer(VisionTransformer):
         return GGeM(self.embed_dim, self.ggem_groups, input_fmt="NLC", num_prefix_tokens=0, device=device,
                     **self._ggem_options)
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New classifier; `global_pool=None` keeps the current pooling (GGeM and its p included)."""
         if global_pool == "ggem":

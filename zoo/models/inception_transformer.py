@@ -46,6 +46,7 @@ from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
 from ._ggem_surgery import supports_ggem
+from ._placement import keeps_device_dtype
 
 __all__ = ["InceptionTransformer"]
 
@@ -374,6 +375,7 @@ class InceptionTransformer(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)

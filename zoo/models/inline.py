@@ -61,6 +61,7 @@ from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
 from ._ggem_surgery import supports_ggem
+from ._placement import keeps_device_dtype
 
 __all__ = ["InLineDeiT", "InLineSwin", "InLinePVT", "InLineCSwin"]
 
@@ -249,6 +250,7 @@ class _Pyramid(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
@@ -971,7 +973,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     embeddings are resampled when the resolution differs (DeiT bicubic, as timm;
     PVT bilinear, as the official runtime interpolation).
     """
-    state_dict = strip_prefixes(unwrap_state_dict(state_dict), ("module.", "backbone."))
+    state_dict = strip_prefixes(unwrap_state_dict(state_dict, model), ("module.", "backbone."))
     for cls, fn in ((InLineDeiT, _filter_deit), (InLineSwin, _filter_swin), (InLinePVT, _filter_pvt),
                     (InLineCSwin, _filter_cswin)):
         if isinstance(model, cls):

@@ -56,6 +56,7 @@ from ..layers.fx import fx_leaf, is_fx_proxy
 from ..pretrained import OPTIMIZER_TARGET, OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, strip_prefixes, unwrap_state_dict
 from ._flax_layout import conv_kernel, conv_transpose_kernel, dense_kernel, is_flax_tree
+from ._placement import keeps_device_dtype
 
 __all__ = ["MAXIM"]
 
@@ -689,6 +690,7 @@ class MAXIM(nn.Module):
     def get_classifier(self) -> nn.Module:
         return nn.Identity()
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int = 0, global_pool: str | None = None) -> None:
         if num_classes:
             raise ValueError("MAXIM is an image-to-image model and has no classifier to reset")
@@ -896,7 +898,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: MAXIM) -> dict[str, 
     moments ignored), a Flax tree under `params/` (the golden fixtures) or bare,
     and already-converted PyTorch state dicts (timm hub layout, `zoo-convert`).
     """
-    state_dict = unwrap_state_dict(state_dict)
+    state_dict = unwrap_state_dict(state_dict, model)
     if is_flax_tree(state_dict):
         if any(k.startswith(OPTIMIZER_TARGET) for k in state_dict):
             state_dict = {k[len(OPTIMIZER_TARGET):]: v for k, v in state_dict.items() if k.startswith(OPTIMIZER_TARGET)}

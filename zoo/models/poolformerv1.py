@@ -41,6 +41,7 @@ from ..pretrained import TIMM_HUB_FILENAME, OfficialFile, build_zoo_model, regis
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import getter_feature_cfg, prune_feature_norms, staged_intermediates
 from ._ggem_surgery import check_ggem_groups, fill_missing_ggem_p
+from ._placement import keeps_device_dtype
 
 __all__ = ["PoolFormerV1"]
 
@@ -161,6 +162,7 @@ class PoolFormerV1(MetaFormer):
         # layer scales and GGeM's p, which timm's optimizer factory already does.
         return set()
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None, reset_other: bool = False,
                          **kwargs: Any) -> None:
         """New classifier; `global_pool=None` keeps the current pooling (GGeM and its p included);

@@ -36,6 +36,7 @@ from ..pretrained import build_zoo_model, unconfirmed_weights
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import getter_feature_cfg, prune_staged, staged_intermediates
 from ._ggem_surgery import supports_ggem
+from ._placement import keeps_device_dtype
 
 __all__ = ["RAVLT"]
 
@@ -274,6 +275,7 @@ class RAVLT(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None, reset_other: bool = False) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool, reset_other)
@@ -363,7 +365,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: RAVLT) -> dict[str, 
     per-stage feature norms, absent from classification checkpoints, start as
     LayerNorm(1, 0), which is what the official backbone's init leaves them at.
     """
-    state_dict = strip_prefixes(unwrap_state_dict(state_dict), ("module.", "backbone."))
+    state_dict = strip_prefixes(unwrap_state_dict(state_dict, model), ("module.", "backbone."))
     if "stem.0.weight" not in state_dict:  # official layout
         state_dict = rename_keys(state_dict, OFFICIAL_KEY_RULES)
     expected = model.state_dict()

@@ -47,6 +47,7 @@ from ..pretrained import OfficialFile, build_zoo_model, register_official_files,
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
 from ._ggem_surgery import supports_ggem
+from ._placement import keeps_device_dtype
 
 __all__ = ["SOFT"]
 
@@ -341,6 +342,7 @@ class SOFT(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:

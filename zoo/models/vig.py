@@ -56,6 +56,7 @@ from ..pretrained import OfficialFile, build_zoo_model, register_official_files,
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import getter_feature_cfg, prune_staged, staged_intermediates
 from ._ggem_surgery import supports_ggem
+from ._placement import keeps_device_dtype
 
 __all__ = ["ViG", "ViGH"]
 
@@ -245,6 +246,7 @@ class ViG(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
@@ -510,6 +512,7 @@ class ViGH(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
+    @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None, reset_other: bool = False) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool, reset_other)
