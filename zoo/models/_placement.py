@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
-from timm.layers import get_device_dtype
 from torch import nn
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
@@ -36,6 +35,13 @@ def placed(model_cls: Callable[..., ModelT], device: Any = None, dtype: torch.dt
         return model.to(dtype=dtype) if dtype is not None else model
 
     return build
+
+
+def get_device_dtype(model: nn.Module) -> dict[str, Any]:
+    """The device and dtype of the model's first parameter (timm >= 1.0.2x's `timm.layers.get_device_dtype`,
+    which the oldest timm the zoo supports, 1.0.26, lacks)."""
+    param = next(model.parameters(), None)
+    return {"device": param.device if param is not None else None, "dtype": param.dtype if param is not None else None}
 
 
 def keeps_device_dtype(reset_classifier: Callable[..., Any]) -> Callable[..., Any]:
