@@ -763,7 +763,7 @@ def build_zoo_model(
     (which timm's `create_model` passes to every model) place the model's
     tensors as timm's own models do.
     """
-    from .models._placement import placed  # zoo.models imports this module
+    from .models import placed  # zoo.models imports this module
     model_cls = placed(model_cls, kwargs.pop("device", None), kwargs.pop("dtype", None))
     if pretrained:
         cfg = resolve_pretrained_cfg(

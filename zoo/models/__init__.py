@@ -24,11 +24,12 @@ from ._ggem_surgery import (
     remove_ggem,
     supports_ggem,
 )
+from ._placement import keeps_device_dtype, placed
 
 __all__ = [
     "FAMILIES", "CheckpointMismatchError", "WeightsMismatchError", "adapt_state_dict", "family_filter",
     "GGEM_KWARGS", "apply_ggem", "check_ggem_groups", "default_ggem_groups", "fill_missing_ggem_p",
-    "pooled_width", "pop_ggem_kwargs", "remove_ggem", "supports_ggem",
+    "pooled_width", "pop_ggem_kwargs", "remove_ggem", "supports_ggem", "keeps_device_dtype", "placed",
 ]
 
 FAMILIES = tuple(sorted(info.name for info in _pkgutil.iter_modules(__path__) if not info.name.startswith("_")))
