@@ -66,7 +66,7 @@ _logger = logging.getLogger(__name__)
 WEIGHTS_DIR_ENV = "ZOO_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("~/.cache/zoo/weights")
 
-# What official checkpoints pickle besides tensors (specs: ravlt.md §7, inline.md §7).
+# What official checkpoints pickle besides tensors (docs/weights.md, "What is allow-listed, and why").
 SAFE_GLOBALS: list[Any] = [
     argparse.Namespace,
     (collections.OrderedDict, "yacs.config.CfgNode"),  # comes back as a plain OrderedDict; yacs not needed

@@ -8,8 +8,8 @@ Implementations, forward and forward+backward:
     ours             the fused Triton kernels (zoo.kernels.gated_linear_attention, impl="triton")
     reference        reference.bigla_chunked, eager
     compiled         reference.bigla_chunked under torch.compile, one compiled function for all rows
-    official         the official train path (vig.md §2.3): the causal kernel once on the doubled batch
-                     cat([x, flip_N(x)]), gates cat([a_f, flip_N(a_b)]), o = o[:B] + flip_N(o[B:]);
+    official         the official train path (`GatedLinearAttention.forward`): the causal kernel once on the
+                     doubled batch cat([x, flip_N(x)]), gates cat([a_f, flip_N(a_b)]), o = o[:B] + flip_N(o[B:]);
                      with fla's chunk_gla as the causal kernel (the official code vendors fla)
     fla chunk_gla x2 fla's chunk_gla run once per direction, the backward one on flipped inputs
 

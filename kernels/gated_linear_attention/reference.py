@@ -1,7 +1,8 @@
 """Bidirectional gated linear attention (ViG, arXiv:2405.18425), in plain PyTorch.
 
-The definition (vig.md §2.2), per batch element and head, for tokens in scan order
-t = 0..N-1, queries and keys q, k (N, dk), values v (N, dv), per-direction log-decays
+The definition (the official `bid_fused_recurrent_gla` in hustvl/ViG's vendored fla,
+`fla/ops/gla/recurrent_fuse.py`, returns half of it), per batch element and head, for
+tokens in scan order t = 0..N-1, queries and keys q, k (N, dk), values v (N, dv), per-direction log-decays
 a_f, a_b (N, dk), all <= 0, and a scale s:
 
     o[t] = sum_{s<=t} ((s q_t) * exp(sum_{r=s+1..t} a_f[r])) . k_s  v_s      (forward scan)

@@ -1,6 +1,6 @@
 """Triton kernels for bidirectional gated linear attention, chunked, forward and backward.
 
-The function is `reference.bigla_chunked` (vig.md §2.2). One program per (batch·head,
+The function is `reference.bigla_chunked`. One program per (batch·head,
 direction): the forward scan walks the chunks of the sequence in order, the backward scan
 walks them from the end, loading each chunk with reversed token order so that the two
 scans run the same code (the backward scan on the reversed sequence is a causal scan

@@ -13,7 +13,7 @@ derivative replaced by the sigmoid surrogate
 and, with `detach_reset`, the reset term treated as a constant, so that
 dv_t/dh_t = 1 - s_t. These are spikingjelly 0.0.0.0.12's
 `MultiStepLIFNode(tau, v_threshold, v_reset, detach_reset, surrogate.Sigmoid(alpha))`
-semantics, written from the equations (specs/maxformer.md sec. 2.2 and 6).
+semantics, written from the equations above.
 
 The membrane runs in float32 for float16 / bfloat16 inputs (float64 stays
 float64); spikes come back in the input's dtype.

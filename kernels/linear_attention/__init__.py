@@ -237,7 +237,7 @@ def linear_attention(
 
     Args:
         q, k, v: raw projections (B, heads, N, d), any strides, same dtype and device.
-        variant: 'rala' (ravlt.md §2.4), 'mala' (mala.md §2.4) or 'inline' (inline.md §2.1).
+        variant: 'rala' (RAVLT), 'mala' (MAViT) or 'inline' (InLine); see reference.py.
         rope_hw: the (H, W) token grid (row-major, H * W == N) for 2-D RoPE, or None for
             no RoPE. Not allowed for 'inline'. Needs d % 4 == 0.
         eps: added to the rala / mala normalisers (unused by 'inline').

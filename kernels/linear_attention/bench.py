@@ -10,7 +10,7 @@ Implementations, forward and forward+backward, on the channels-first strided vie
     reference   reference.py, eager (fp32 math)
     compiled    reference.py under torch.compile, one compiled function for all rows
     official    the official modules' formulation: the einsum / matmul chain in the input dtype,
-                written here from the specs (ravlt.md, mala.md §2.4, inline.md §2.1)
+                written here after the official GateLinearAttentionNoSilu, AddLinearAttention, InLineAttention
 
 over the (B·H, N) grid of `zoo.kernels._bench` (N = 14^2 ... 224^2, the RoPE grid; InLine has no
 RoPE), 8 heads of `--head-dim` (default 32) channels, bfloat16. Bytes moved (the least traffic:

@@ -1,19 +1,19 @@
 """Non-causal linear attention of RALA, MALA and InLine in plain PyTorch: the definition.
 
 This file is the ground truth the Triton kernels are tested against and the path
-that runs on CPU. It follows the official evaluation order where the specs say it
+that runs on CPU. It follows the official evaluation order where it
 matters for float32 parity (kv built from operands pre-scaled by N^-1/2 or
 sqrt(s/N)), and computes in float32 (float64 when given float64) whatever the
 input dtype, returning the input dtype.
 
 Per batch item and head, with q, k, v of shape (N, d), s = d^-1/2, R = 2-D RoPE:
 
-- "rala" (ravlt.md §2.4): phi = ELU + 1;
+- "rala" (RALA's `GateLinearAttentionNoSilu`): phi = ELU + 1;
   alpha = softmax_j(s * mean_i phi(q_i) . phi(k_j)), kt_j = N alpha_j phi(k_j);
   Y_i = (R(phi(q_i)) @ kv) / (phi(q_i) . mean_j kt_j + eps), kv = (1/N) sum_j R(kt_j)^T v_j.
-- "mala" (mala.md §2.4): phi = ELU + 1; z_i = s phi(q_i) . mean_j phi(k_j);
+- "mala" (MALA's `AddLinearAttention`): phi = ELU + 1; z_i = s phi(q_i) . mean_j phi(k_j);
   kv = (s/N) sum_j R(phi(k_j))^T v_j; Y_i = (R(phi(q_i)) @ kv)(1 + 1/(z_i + eps)) - z_i mean_j v_j.
-- "inline" (inline.md §2.1): phi = identity, no RoPE, no eps;
+- "inline" (InLine's `InLineAttention`): phi = identity, no RoPE, no eps;
   Y_i = (s/N) q_i (K^T V) + (1 - s q_i . mean_j k_j) mean_j v_j.
 
 RoPE rotates only the numerator (never the normalisers z); v is never mapped or rotated.

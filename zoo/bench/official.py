@@ -100,7 +100,7 @@ def _fvcore_stub() -> None:
 
 def _soft(root: Path, normalized: bool) -> nn.Module:
     # The official CPU path (kernel_method="torch", as every config with released weights) needs the
-    # shims of specs/soft.md §8, none of which changes the arithmetic: ones on the input's device
+    # shims below, none of which changes the arithmetic: ones on the input's device
     # instead of .cuda(), the Newton routine called directly (its Function is CUDA-only), the
     # CUDA extension and cv2 stubbed, and SOFT-Norm's undefined super() name defined.
     _stub("cv2")

@@ -10,7 +10,7 @@ from torch import nn
 class ConvFFN(nn.Module):
     """1x1 conv -> act -> (+ depthwise 3x3 residual) -> 1x1 conv, on (B, C, H, W).
 
-    The feed-forward network of RAVLT / MAViT (ravlt.md §2.3): the depthwise
+    The feed-forward network of RAVLT / MAViT (official `FeedForwardNetwork`): the depthwise
     conv is a residual on the hidden activations, not a replacement.
     """
 

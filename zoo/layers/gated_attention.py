@@ -1,4 +1,8 @@
-"""The token mixer shared by RAVLT and MAViT (ravlt.md §2.4, mala.md §2.4).
+"""The token mixer shared by RAVLT and MAViT.
+
+Official: `GateLinearAttentionNoSilu` / `VanillaSelfAttention` in `classfication/RALA.py`
+(https://github.com/qhfan/RALA) and `AddLinearAttention` in `classfication_release/model.py`
+(https://github.com/qhfan/MALA).
 
     qkvo = 1x1 conv -> [Q | K | V | O]
     out  = proj((core(Q, K, V) + LePE(V)) * O)      (the gate O has no activation)

@@ -1,8 +1,9 @@
 """GGeM: Group Generalized Mean pooling, as a timm pooling choice for any backbone.
 
 *Group Generalized Mean Pooling for Vision Transformer*, Ko, Kim, Heo, Yun, Chun, Gu, Kim,
-arXiv:2212.04114 (2022). There is no official code; the function is fixed by the zoo's
-spec (`specs/ggem.md`, §2.2) and pinned by float64 golden fixtures.
+arXiv:2212.04114 (2022). There is no official code; the function below follows GeM
+(Radenović et al., arXiv:1711.02512) and two public re-implementations (`model_cards/ggem.md`)
+and is pinned by float64 golden fixtures.
 
 For a sample, channel c of group g = g(c) and the N pooled positions (the patch tokens of a
 ViT, class / register tokens excluded; every H*W position of a feature map):

@@ -1,9 +1,10 @@
 """ViG's gated linear attention mixer (`GatedLinearAttention` / `GLA2D` of the official code).
 
-vig.md §2.1: a 3x3 depthwise conv gives the local branch l; q, k, v, the per-direction
-decays, and the output gate are all computed from l; bidirectional gated linear attention
-(`zoo.kernels.gated_linear_attention`) over the row-major token sequence; per-head
-RMSNorm of the global and the local branch, mixed by the sigmoid gate; output projection.
+As in `classification/models/vig.py` / `vig_h.py` of hustvl/ViG: a 3x3 depthwise conv gives
+the local branch l; q, k, v, the per-direction decays, and the output gate are all computed
+from l; bidirectional gated linear attention (`zoo.kernels.gated_linear_attention`) over the
+row-major token sequence; per-head RMSNorm of the global and the local branch, mixed by the
+sigmoid gate; output projection.
 """
 from __future__ import annotations
 

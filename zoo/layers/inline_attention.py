@@ -2,8 +2,8 @@
 
 Han et al., *Bridging the Divide: Reconsidering Softmax and Linear Attention*,
 NeurIPS 2024 (arXiv:2412.06590); official code https://github.com/LeapLabTHU/InLine
-(specs/inline.md §2.1). Per head, with `s = d**-0.5`, `n` tokens, `k_bar`, `v_bar`
-the token means of K and V:
+(`InLineAttention.forward` in `models/inline_{deit,swin,pvt,cswin}.py`). Per head, with
+`s = d**-0.5`, `n` tokens, `k_bar`, `v_bar` the token means of K and V:
 
     out_i = (s / n) q_i (K^T V) + (1 - s q_i . k_bar) v_bar
 

@@ -4,7 +4,8 @@ SOFT (Lu et al., NeurIPS 2021) and SOFT-Norm (Lu et al., IJCV 2024); official
 code https://github.com/fudan-zvg/SOFT (`models/softmax_free_transformer.py`,
 `SOFT/kernel/inverse.py`). The Newton routine is part of the architecture: 20
 steps from a chosen start, far from convergence for SOFT-Norm, so it is
-reproduced step by step (specs/soft.md §2.5).
+reproduced step by step (official `SOFT/kernel/inverse.py:newton_inv`; SOFT-Norm's
+`SoftmaxFreeNormAttentionKernel.newton_inv` in `models/softmax_free_transformer.py`).
 """
 from __future__ import annotations
 
@@ -181,7 +182,7 @@ class SoftAttention(nn.Module):
     @fx_leaf  # torch.fx: autocast and the device-dependent path are Python, the Newton inverse an autograd.Function
     def _kernel_attention(self, q: torch.Tensor, lm: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """K1 @ NewtonInv(K2) @ (K1^T @ V): kernels and the Newton routine in float32, also under
-        autocast (specs/soft.md §8)."""
+        autocast (the official models were trained in fp32: AMP is off in the official `main.py`)."""
         with autocast_off(q.device.type):
             mixing = self._mixing(_at_least_float32(lm))
             if self.kernel_method == "torch":

@@ -7,7 +7,7 @@
 mmdet 3.3 and mmsegmentation 1.2.2 need ``mmcv>=2.0.0rc4,<2.2.0``; the package
 index has only the mmcv 2.1.0 *source* release, and it does not build on a
 current torch as released.  This script builds it the way that works
-(see ``shared/specs/downstream.md``):
+(see ``docs/downstream.md``, section 1):
 
 1. torch must already be installed (mmcv's ``setup.py`` imports it), so the
    build runs without build isolation;

@@ -3,7 +3,7 @@
 *Group Generalized Mean Pooling for Vision Transformer*, Ko, Kim, Heo, Yun, Chun, Gu, Kim,
 arXiv:2212.04114 (2022). No official code and no GGeM-trained checkpoints exist. The abstract
 claims +0.1 to +0.7 %p top-1 over the baselines and state of the art for ViT-Base and
-ViT-Large; its tables (recipes, numbers) could not be read (specs/ggem.md §3, §7).
+ViT-Large; its tables (recipes, numbers) could not be read.
 
 `GGeMVisionTransformer` is timm's `VisionTransformer` with `global_pool='ggem'` accepted
 natively: `attn_pool` is a `GGeM` over the patch tokens (class token excluded) with one
@@ -64,7 +64,7 @@ class GGeMVisionTransformer(VisionTransformer):
         check_model_args(type(self).__name__, **shared_model_args(kwargs))
         use_ggem = global_pool == "ggem"
         if use_ggem and fc_norm is None:
-            fc_norm = False  # norm -> GGeM -> head (specs/ggem.md §2.7)
+            fc_norm = False  # norm -> GGeM -> head (the paper's placement is unknown; model_cards/ggem.md)
         super().__init__(*args, global_pool="avg" if use_ggem else global_pool, fc_norm=fc_norm, **kwargs)
         default_groups = ggem_groups is None
         if default_groups and len(self.blocks):

@@ -463,7 +463,7 @@ def resample_pos_embed(pos_embed: torch.Tensor, grid: Sequence[int]) -> torch.Te
     return resized.permute(0, 2, 3, 1).to(pos_embed.dtype).contiguous()
 
 
-# Official key -> ours, applied in order (iformer.md §7).
+# Official key (models/inception_transformer.py state dict) -> ours, applied in order.
 OFFICIAL_KEY_RULES = [
     (r"^patch_embed\.", "stem."),
     (r"^patch_embed(\d)\.", lambda m: f"stages.{int(m.group(1)) - 1}.downsample."),
@@ -539,7 +539,8 @@ def _heads(*runs: tuple[int, int]) -> tuple[int, ...]:
     return tuple(v for v, n in runs for _ in range(n))
 
 
-# The official factories (iformer.md §3); the _384 models only learn larger position embeddings.
+# The official factories (`iformer_*` in models/inception_transformer.py); the _384 models only learn
+# larger position embeddings.
 _SIZES = dict(
     small=dict(depths=(3, 3, 9, 3), embed_dims=(96, 192, 320, 384), num_heads=(3, 6, 10, 12),
                attention_heads=_heads((1, 3), (3, 3), (7, 4), (9, 5), (11, 3))),

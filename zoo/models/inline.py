@@ -655,7 +655,7 @@ class InLinePVT(_Pyramid):
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
-        return set()  # the official recipe decays the position embeddings (specs/inline.md §4)
+        return set()  # the official recipe decays the position embeddings (`no_weight_decay`, models/inline_pvt.py)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():
@@ -888,7 +888,7 @@ def _next_stage_downsample(match: re.Match) -> str:
     return f"stages.{int(match.group(1)) + 1}.downsample."
 
 
-# Official key -> ours, applied in order (specs/inline.md §7).
+# Official key (`InLineSwin` state dict, models/inline_swin.py) -> ours, applied in order.
 SWIN_KEY_RULES = [
     (r"\.(relative_position_index|attn_mask)$", None),  # buffers, rebuilt from the geometry
     (r"^patch_embed\.", "stem."),
@@ -934,7 +934,7 @@ def _filter_swin(state_dict: dict[str, torch.Tensor], model: InLineSwin) -> dict
     for key, value in state_dict.items():
         if key.endswith("relative_position_bias_table") and key in expected and value.shape != expected[key].shape:
             # The official load_pretrained: plain bicubic F.interpolate of the (2w-1)^2 grid per head
-            # (inline.md §4), not timm's BEiT-style geometric resampling.
+            # (utils.py), not timm's BEiT-style geometric resampling.
             attn = model.get_submodule(key.rsplit(".", 1)[0])
             state_dict[key] = resize_rel_pos_bias_table_simple(
                 value, new_window_size=to_2tuple(attn.table_window), new_bias_shape=tuple(expected[key].shape))
@@ -1005,7 +1005,7 @@ _COMMON = dict(
 
 def _cfg(share_id: str | None, size: int = 224, crop_pct: float = 0.875, **kwargs: Any) -> dict[str, Any]:
     notes = ("the official repository has no license file; the InLine parts are all rights reserved until "
-             "clarified (specs/inline.md §1)",)
+             "clarified",)
     if share_id is None:
         notes += ("no official checkpoint was released for this configuration",)
     return {
@@ -1069,7 +1069,7 @@ def _cswin_model(variant: str, pretrained: bool, **kwargs: Any) -> InLineCSwin:
     return _create(InLineCSwin, variant, pretrained, (0, 1, 2, 3), **kwargs)
 
 
-# Official builders and configs (specs/inline.md §3); drop_path_rate is the training value.
+# Official builders (models/inline_*.py) and cfgs/*.yaml; drop_path_rate is the training value.
 @register_model
 def inline_deit_tiny(pretrained: bool = False, **kwargs: Any) -> InLineDeiT:
     args = dict(img_size=224, embed_dim=192, depth=12, num_heads=6, drop_path_rate=0.1)

@@ -497,7 +497,7 @@ class MaxFormer(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-# Official key -> ours, applied in order (maxformer.md sec. 5).
+# Official key (`Max_Former` state dict, imagenet/max_former.py) -> ours, applied in order.
 OFFICIAL_KEY_RULES = [
     (r"^patch_embed1\.embed1\.", "stem.conv1."),
     (r"^patch_embed1\.embed2\.", "stem.conv2."),
@@ -517,7 +517,7 @@ OFFICIAL_KEY_RULES = [
 
 
 def official_key_order(depths: Sequence[int] = (1, 2, 7)) -> list[str]:
-    """The official model's state_dict keys in registration order (maxformer.md sec. 5).
+    """The official model's state_dict keys in registration order (`Max_Former`, imagenet/max_former.py).
 
     Not the forward order: all three patch embeddings come before the stages.
     """

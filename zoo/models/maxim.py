@@ -814,7 +814,8 @@ def _resize_key(match: re.Match, depth: int) -> str:
     return f"stages.{stage}.decoder_resizes.{level}.{depth - 1 - source}/"
 
 
-# Official Flax path -> ours, applied in order to every '/'-joined path (specs/maxim.md §3).
+# Official Flax path (module names of maxim/models/maxim.py) -> ours, applied in order to every
+# '/'-joined path.
 _PART_RULES = [
     (r"^stage_(\d+)_input_conv_(\d+)/", r"stages.\1.input_convs.\2/"),
     (r"^stage_(\d+)_input_fuse_sam_(\d+)/", r"stages.\1.input_fuses.\2/"),

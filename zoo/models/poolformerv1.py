@@ -45,7 +45,7 @@ from ._placement import keeps_device_dtype
 
 __all__ = ["PoolFormerV1"]
 
-GN_EPS = 1e-5  # nn.GroupNorm's default, used by every official norm (spec §8: 1e-6 moves logits by 1.5e-4)
+GN_EPS = 1e-5  # nn.GroupNorm's default, used by every official norm (1e-6 moves logits by 1.5e-4)
 GroupNorm = partial(GroupNorm1, eps=GN_EPS)
 
 
@@ -241,7 +241,7 @@ def _network_index(kind: str):
     return repl
 
 
-# Official key -> ours, applied in order (poolformer.md §2, §7).
+# Official key (models/poolformer.py state dict) -> ours, applied in order.
 OFFICIAL_KEY_RULES = [
     (r"^patch_embed\.proj\.", "stem.conv."),
     (r"^network\.(\d+)\.(\d+)\.", _network_index("stage")),
@@ -326,14 +326,15 @@ default_cfgs = generate_default_cfgs({
     "poolformerv1_m48.sail_in1k_timm": _timm_mirror("m48", crop_pct=0.95),
 })
 
-# The release files are bare state dicts (poolformer.md §7); the mirror is timm's safetensors.
+# The release files are bare state dicts (the official factories load them directly); the mirror is
+# timm's safetensors.
 register_official_files({
     f"{name}.{tag}": (timm_hub_file(cfg.cfgs[tag].hf_hub_id) if cfg.cfgs[tag].hf_hub_id
                       else OfficialFile(cfg.cfgs[tag].url.rsplit("/", 1)[-1], cfg.cfgs[tag].url))
     for name, cfg in default_cfgs.items() for tag in cfg.tags
 })
 
-# poolformer.md §4 (drop path: the official training default of each size).
+# The official factories (models/poolformer.py); drop path: the README's training value of each size.
 _S = dict(dims=(64, 128, 320, 512))
 _M = dict(dims=(96, 192, 384, 768))
 _SIZES = dict(

@@ -340,7 +340,7 @@ def _downsample_of_next_stage(match: re.Match) -> str:
     return f"stages.{int(match.group(1)) + 1}.downsample.{layer}."
 
 
-# Official key -> ours, applied in order (ravlt.md §7, mala.md §7).
+# Official key (classfication/RALA.py and classfication_release/model.py state dicts) -> ours, in order.
 OFFICIAL_KEY_RULES = [
     (r"^layers\.\d+\.RoPE\.angle$", None),  # deterministic buffer; recomputed from the grid
     (r"^patch_embed\.proj\.", "stem."),
@@ -414,7 +414,7 @@ _mavit_cfg = partial(
     notes=("no license is stated for the code or the weights",))
 
 # MAViT's README links only the repository; its history shows MAViT_L.pth, and T/S/B are assumed to follow
-# that pattern (mala.md §3). Unconfirmed tags load only after zoo.allow_unconfirmed_weights() (zoo.pretrained).
+# that pattern. Unconfirmed tags load only after zoo.allow_unconfirmed_weights() (zoo.pretrained).
 _mavit_guessed = partial(_mavit_cfg, notes=_mavit_cfg.keywords["notes"] + (unconfirmed_weights(
     "file name unconfirmed: the official README links only the repository tree (aldjalkdf/MAViT), whose "
     "history shows MAViT_L.pth; this name follows that pattern"),))
@@ -430,7 +430,7 @@ default_cfgs = generate_default_cfgs({
     "mavit_l.in1k": _mavit_cfg("MAViT_L.pth"),
 })
 
-# The four official sizes, shared by both families (ravlt.md §3, mala.md §3).
+# The four official sizes, shared by both families (factories RAVLT_T..L and MALA_T..L).
 _SIZES = dict(
     t=dict(embed_dims=(64, 128, 256, 512), depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8),
            layer_scale_init_values=(1, 1, 1, 1), drop_path_rate=0.1),

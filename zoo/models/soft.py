@@ -14,8 +14,9 @@ pre-norm softmax-attention blocks with a cls token, which the classifier
 reads. Positional tables are fixed-size (56^2 / 28^2 / 14^2 / 1 + 7^2) and
 resized bilinearly to every input, so any input of at least 29 x 29 works.
 
-SOFT-Norm's Newton start is chosen over the WHOLE batch (specs/soft.md §2.5):
-in eval an image's logits depend (by ~1e-4) on the other images of its batch.
+SOFT-Norm's Newton start is chosen over the WHOLE batch (official
+`SoftmaxFreeNormAttentionKernel.newton_inv`): in eval an image's logits depend
+(by ~1e-4) on the other images of its batch.
 `per_sample_step=True` decouples them (not the official behaviour, off by default).
 
 Layout differences from the official code (mapped by `checkpoint_filter_fn`):
@@ -454,7 +455,7 @@ def _downsample_rule(match: re.Match) -> str:
     return f"stages.{int(match.group(1)) - 1}.downsample.{'conv' if match.group(2) == '0' else 'norm'}."
 
 
-# Official key -> ours, applied in order (specs/soft.md §7).
+# Official key (models/softmax_free_vision_transformer.py state dict) -> ours, applied in order.
 OFFICIAL_KEY_RULES = [
     (r"^patch_embed1\.proj\.", "stem."),
     (r"^patch_embed([234])\.proj\.([01])\.", _downsample_rule),
@@ -588,7 +589,7 @@ _RELEASED = {
     "soft_tiny.in1k": "SOFT_Tiny",
     "soft_tiny.in1k_cuda": "SOFT_Tiny_cuda",
     "soft_norm_tiny.in1k": "SOFT_Tiny_norm",
-    # The released Small-Norm file most likely has the README's 24M depths (specs/soft.md §3);
+    # The released Small-Norm file most likely has the README's 24M depths (model_cards/soft.md, Variants);
     # both names point at it and the filter says which one it fits.
     "soft_norm_small.in1k": "SOFT_Small_norm",
     "soft_norm_small_24m.in1k": "SOFT_Small_norm",
@@ -599,7 +600,7 @@ _RELEASED = {
 # One file, two architectures: it fits at most one of them (the checkpoint filter says which).
 _SMALL_NORM_UNCONFIRMED = unconfirmed_weights(
     "contents unconfirmed: SOFT_Small_norm.pth is the README's 24M model, which the code's soft_small depths "
-    "(38.9M) cannot be; soft_norm_small_24m's depths are inferred from the README's size (specs/soft.md §3)")
+    "(38.9M) cannot be; soft_norm_small_24m's depths are inferred from the README's size")
 
 
 def _released_cfg(tag: str, checkpoint: str) -> dict[str, Any]:
@@ -621,7 +622,7 @@ default_cfgs = generate_default_cfgs({
 
 # Google Drive serves public files to a program through the direct link, but it answers with a
 # web page when a file's quota is spent (zoo.pretrained then says to download it by hand from the
-# view page). The official evaluation loads the EMA weights (soft.md §7).
+# view page). The official evaluation loads the EMA weights (`state_dict_ema`, main.py).
 register_official_files({
     tag: OfficialFile(f"{checkpoint}.pth", _drive_link(checkpoint), weights_key="state_dict_ema",
                       page=_drive_page(checkpoint))

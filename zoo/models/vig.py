@@ -8,10 +8,10 @@ classification/models/vig_h.py: `HierViG`, `Backbone_HierViG`).
 Every block mixes tokens with `zoo.layers.gla.BidirectionalGLA`: a 3x3 depthwise
 "locality" conv, a forward and a backward gated linear-attention scan over the
 row-major token sequence with direction-wise data-dependent decays, and a sigmoid
-gate mixing the per-head-normalised global and local branches (vig.md §2.1). The
-scans run in `zoo.kernels.gated_linear_attention` (Triton on CUDA, chunked PyTorch
-elsewhere); train and eval compute the same function (the official code switches
-kernels between the two).
+gate mixing the per-head-normalised global and local branches (the official
+`GatedLinearAttention` / `GLA2D`). The scans run in `zoo.kernels.gated_linear_attention`
+(Triton on CUDA, chunked PyTorch elsewhere); train and eval compute the same function
+(the official code switches kernels between the two).
 
 - `ViG` (vig_t/s/b): isotropic, stride-16 two-conv stem, learned position embedding
   (bicubically resized for other grids), RMSNorm pre-norm blocks with a SwiGLU MLP,
@@ -27,11 +27,12 @@ stage (so stage i's output is the feature the dense backbone taps), the classifi
 as `head.norm` / `head.fc` and the backbone's `outnorm{i}` as `feature_norms.i`.
 The mixer keeps the official names.
 
-The merge divisor (vig.md §2.4): the official eval path divides o_f + o_b by 4 in
-plain ViG and by 2 in ViG-H, the train path by 2 in both. Here one definition serves
-both modes: `merge_divisor` defaults to the official eval value (4 / 2), which is
-what the reported accuracies were measured with; `merge_divisor=2` gives plain ViG's
-training-time function (the difference only rescales the RMSNorm eps, ~1e-5 in logits).
+The merge divisor (official `GatedLinearAttention.forward` / `GLA2D.forward`): the official
+eval path divides o_f + o_b by 4 in plain ViG and by 2 in ViG-H, the train path by 2
+in both. Here one definition serves both modes: `merge_divisor` defaults to the official
+eval value (4 / 2), which is what the reported accuracies were measured with;
+`merge_divisor=2` gives plain ViG's training-time function (the difference only rescales
+the RMSNorm eps, ~1e-5 in logits).
 """
 from __future__ import annotations
 
@@ -567,7 +568,7 @@ def _downsample_of_next_stage(match: re.Match) -> str:
     return f"stages.{int(match.group(1)) + 1}.downsample.{layer}."
 
 
-# Official key -> ours, applied in order (vig.md §7).
+# Official key (classification/models/vig.py and vig_h.py state dicts) -> ours, applied in order.
 VIG_KEY_RULES = [
     (r"^blocks\.(\d+)\.attn_norm\.", r"blocks.\1.norm1."),
     (r"^blocks\.(\d+)\.mlp_norm\.", r"blocks.\1.norm2."),
@@ -664,7 +665,7 @@ def _create_vig_h(variant: str, pretrained: bool = False, **kwargs: Any) -> ViGH
 def _cfg(filename: str, **kwargs: Any) -> dict[str, Any]:
     return {
         # The README links https://huggingface.co/hustvl/ViG/tree/main for every variant; the
-        # file names below are not listed anywhere offline (vig.md §3, open question).
+        # file names below are not listed anywhere offline (an open question).
         "hf_hub_id": "hustvl/ViG", "hf_hub_filename": filename,
         "num_classes": 1000, "input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bicubic",
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
@@ -690,14 +691,16 @@ default_cfgs = generate_default_cfgs({
 })
 
 # The official training saves `model` and, with EMA on (the default), `model_ema`;
-# the spec's loading order prefers the EMA weights (vig.md §7).
+# the EMA weights are preferred, `model` the fallback, as the official `load_pretrained_ema`
+# (classification/utils/utils.py) fills its EMA copy.
 register_official_files({
     f"{name}.{tag}": OfficialFile(cfg.cfgs[tag].hf_hub_filename, "https://huggingface.co/hustvl/ViG",
                                   weights_key="model_ema")
     for name, cfg in default_cfgs.items() for tag in cfg.tags
 })
 
-# vig.md §3: configs/vig/vig-{t,s,b}.yaml and configs/vig-h/vig-h-{t,s,b}.yaml over config.py.
+# The official classification/configs/vig/vig-{t,s,b}.yaml and configs/vig-h/vig-h-{t,s,b}.yaml over
+# config.py.
 _VIG_SIZES = dict(
     t=dict(embed_dim=192, depth=12, num_heads=3, act_in_conv=True, out_act=True, drop_path_rate=0.0),
     s=dict(embed_dim=384, depth=12, num_heads=6, drop_path_rate=0.2),

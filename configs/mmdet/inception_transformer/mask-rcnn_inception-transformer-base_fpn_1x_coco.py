@@ -2,7 +2,7 @@
 # Inception Transformer (arXiv:2205.12956, NeurIPS 2022), https://github.com/sail-sg/iFormer (commit 725d8e7).
 # Not timm's iformer_* (iFormer, ICLR 2025), an unrelated model.
 # The repository has no detection code or config and the paper's fine-tuning settings are not published
-# (specs/iformer.md 5): everything below is the zoo's choice, the shared Mask R-CNN 1x base (the RAVLT
+# (the README gives results only): everything below is the zoo's choice, the shared Mask R-CNN 1x base (the RAVLT
 # setting): 8 GPUs x 2 images, AdamW lr 0.0001, wd 0.05, no decay on 'norm' parameters, warm-up 500 iters,
 # steps at epochs 8 and 11, 1333x800 + flip, fp16 (loss scale 512), the BatchNorms of the stem and
 # downsamplings as SyncBN with updating statistics; drop_path_rate 0.4 as in ImageNet training.

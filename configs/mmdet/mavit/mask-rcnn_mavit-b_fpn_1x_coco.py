@@ -2,7 +2,7 @@
 # Rectifying Magnitude Neglect in Linear Attention (arXiv:2507.00698), https://github.com/qhfan/MALA; official config: detect/configs/MALA/maskrcnn_b_1x.py
 # 8 GPUs x 2 images, AdamW lr 0.0004.
 # Reported: the official repository's README has no COCO table and the paper's was not
-# readable when this config was written (specs/mala.md 5.3); compare with the MAViT paper,
+# readable when this config was written; compare with the MAViT paper,
 # arXiv:2507.00698.
 _base_ = ['../_base_/mask-rcnn_zoo_fpn_1x_coco.py']
 

@@ -6,7 +6,7 @@
 # steps at epochs 8 and 11, 1333x800 + flip, fp16 (loss scale 512; the Newton inverse runs in fp32
 # regardless), stem / downsampling BatchNorms as SyncBN; drop_path_rate 0.1 as in ImageNet training.
 # Features: the four stage outputs (strides 4-32; the last without its cls token). The repository ships no
-# mmdet / mmseg code or config (specs/soft.md 5), so how the paper tapped them is not documented.
+# mmdet / mmseg code or config, so how the paper tapped them is not documented.
 # Reported (official README, COCO val2017): box AP 47.0, mask AP 42.2, 84 M params (this config: 84.4 M).
 _base_ = ['../_base_/mask-rcnn_zoo_fpn_1x_coco.py']
 

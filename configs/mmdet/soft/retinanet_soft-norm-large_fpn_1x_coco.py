@@ -7,7 +7,7 @@
 # BatchNorms as SyncBN; drop_path_rate 0.1 as in ImageNet training. Stage 1 is computed but unused
 # (FPN start_level=1): find_unused_parameters=True.
 # Features: the four stage outputs (strides 4-32; the last without its cls token). The repository ships no
-# mmdet / mmseg code or config (specs/soft.md 5), so how the paper tapped them is not documented.
+# mmdet / mmseg code or config, so how the paper tapped them is not documented.
 # Reported (official README, COCO val2017): box AP 45.3, 74 M params (this config: 74.4 M).
 _base_ = ['../_base_/retinanet_zoo_fpn_1x_coco.py']
 

@@ -10,7 +10,7 @@
 # ImageNet checkpoint, they start at weight 1, bias 0). No BatchNorm: sync_bn is off.
 # This config: 108.3 M params.
 # Reported: not available offline. The paper reports COCO and ADE20K results for ViG-H, but its numbers
-# and heads could not be retrieved (open question in specs/vig.md 5 and 8); compare with arXiv:2405.18425.
+# and heads could not be retrieved; compare with arXiv:2405.18425.
 _base_ = ['../_base_/mask-rcnn_zoo_fpn_1x_coco.py']
 
 model = dict(

@@ -2,7 +2,7 @@
 # Inception Transformer (arXiv:2205.12956, NeurIPS 2022), https://github.com/sail-sg/iFormer (commit 725d8e7).
 # Not timm's iformer_* (iFormer, ICLR 2025), an unrelated model.
 # The repository has no segmentation code or config and the paper's settings are not published
-# (specs/iformer.md 5): everything below is the zoo's choice, the shared Semantic FPN base (the RAVLT
+# (the README gives results only): everything below is the zoo's choice, the shared Semantic FPN base (the RAVLT
 # setting): 8 GPUs x 2 images, AdamW lr 1e-4, wd 1e-4, poly decay (power 0.9, min lr 1e-6), 80k
 # iterations, fp32, stem / downsampling BatchNorms as SyncBN; drop_path_rate 0.2 as in ImageNet training.
 # Features: the four stage outputs (strides 4-32, no extra norms); every stage's position embedding is

@@ -2,7 +2,7 @@
 # Inception Transformer (arXiv:2205.12956, NeurIPS 2022), https://github.com/sail-sg/iFormer (commit 725d8e7).
 # Not timm's iformer_* (iFormer, ICLR 2025), an unrelated model.
 # The repository has no segmentation code or config and the paper's settings are not published
-# (specs/iformer.md 5): everything below is the zoo's choice, the shared UperNet 160k base (the RAVLT
+# (the README gives results only): everything below is the zoo's choice, the shared UperNet 160k base (the RAVLT
 # setting): 8 GPUs x 2 images, AdamW lr 6e-5, wd 0.01, no decay on 'norm' parameters, warm-up 1500
 # iters, poly decay (power 1.0), fp16 (loss scale 512), stem / downsampling BatchNorms as SyncBN;
 # drop_path_rate 0.2 as in ImageNet training.

@@ -2,7 +2,7 @@
 # Rectifying Magnitude Neglect in Linear Attention (arXiv:2507.00698), https://github.com/qhfan/MALA; official config: segmentation/configs/MALA/Uper_l_2x.py
 # 8 GPUs x 1 image.
 # Reported: the official repository's README has no ADE20K table and the paper's was not
-# readable when this config was written (specs/mala.md 5.3); compare with the MAViT paper,
+# readable when this config was written; compare with the MAViT paper,
 # arXiv:2507.00698.
 _base_ = ['../_base_/upernet_zoo_160k_ade20k-512x512.py']
 

@@ -7,7 +7,7 @@
 # the Newton inverse runs in fp32 regardless), stem / downsampling BatchNorms as SyncBN;
 # drop_path_rate 0.1 as in ImageNet training.
 # Features: the four stage outputs (strides 4-32; the last without its cls token). The repository ships no
-# mmdet / mmseg code or config (specs/soft.md 5), so how the paper tapped them is not documented.
+# mmdet / mmseg code or config, so how the paper tapped them is not documented.
 # Reported (official README, ADE20K val): mIoU 48.0, 76 M params (this config: 75.7 M).
 _base_ = ['../_base_/upernet_zoo_160k_ade20k-512x512.py']
 

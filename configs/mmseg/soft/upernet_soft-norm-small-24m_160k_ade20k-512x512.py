@@ -7,10 +7,10 @@
 # the Newton inverse runs in fp32 regardless), stem / downsampling BatchNorms as SyncBN;
 # drop_path_rate 0.1 as in ImageNet training.
 # Features: the four stage outputs (strides 4-32; the last without its cls token). The repository ships no
-# mmdet / mmseg code or config (specs/soft.md 5), so how the paper tapped them is not documented.
+# mmdet / mmseg code or config, so how the paper tapped them is not documented.
 # Small: the README's SOFT-Small-Norm (24 M, 3.3 GFLOPs) cannot be the code's soft_norm_small (depths
 # 1-3-20-4, 38.9 M); depths 1-3-7-4 (soft_norm_small_24m, 24.1 M, same widths) fit its params and FLOPs
-# (specs/soft.md 3) and its detectors' and segmentor's reported sizes (below). Unverified against the
+# (model_cards/soft.md, Variants) and its detectors' and segmentor's reported sizes (below). Unverified against the
 # SOFT_Small_norm checkpoint: loaded into the wrong depth, it fails naming the size it fits.
 # Reported (official README, ADE20K val): mIoU 46.2, 54 M params
 # (this config: 54.1 M; with soft_norm_small: 68.8 M).

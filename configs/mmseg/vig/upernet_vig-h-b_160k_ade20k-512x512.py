@@ -10,7 +10,7 @@
 # ImageNet checkpoint, they start at weight 1, bias 0). No BatchNorm: sync_bn is off.
 # This config: 122.4 M params.
 # Reported: not available offline. The paper reports COCO and ADE20K results for ViG-H, but its numbers
-# and heads could not be retrieved (open question in specs/vig.md 5 and 8); compare with arXiv:2405.18425.
+# and heads could not be retrieved; compare with arXiv:2405.18425.
 _base_ = ['../_base_/upernet_zoo_160k_ade20k-512x512.py']
 
 model = dict(
