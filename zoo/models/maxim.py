@@ -954,7 +954,9 @@ def _cfg(name: str) -> dict[str, Any]:
     stages = VARIANTS[variant]["num_stages"]
     return {
         "url": GCS_URL.format(folder),
-        "num_classes": 0, "input_size": (3, 256, 256), "min_input_size": (3, 1, 1), "fixed_input_size": False,
+        # min_input_size: the smallest size every entry point takes (forward_features, forward_intermediates and
+        # features_only take multiples of 64); model(x) itself pads any size, as the official evaluation does.
+        "num_classes": 0, "input_size": (3, 256, 256), "min_input_size": (3, 64, 64), "fixed_input_size": False,
         "crop_pct": 1.0, "interpolation": "bicubic", "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
         "first_conv": "stages.0.input_convs.0",
         # No classifier: the layer that produces the restored image stands in for timm's `classifier` field.
