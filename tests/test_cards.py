@@ -52,7 +52,6 @@ def test_metadata_names_are_exactly_the_registered_models():
 def test_variant_agrees_with_its_pins_and_cfg(name):
     row, entry = ROWS[name], metadata.variant(name)
     assert entry["params"] == row.params
-    assert entry["flops"]["zoo"] == row.flops, "metadata FLOPs differ from the pin in tests/rows (FLOPS)"
     assert entry["resolution"] == timm.models.get_pretrained_cfg(name).input_size[-1]
     if row.official_weights:
         assert entry.get("weights"), f"{name} has official weights: the metadata must say where from"

@@ -1,9 +1,9 @@
 """zoo.flops: the SDPA formulas on every CPU backend, the kernel ops' formulas, hand counts, and the pins.
 
 Every expected count here is computed by hand from shapes (2 FLOPs per multiply-add), or by an
-independent counter (forward hooks on Conv2d / Linear), never by FlopCounterMode itself. The
-pins (tests/rows: FLOPS) were counted once and are compared exactly, so any change to what a
-model computes shows up.
+independent counter (forward hooks on Conv2d / Linear), never by FlopCounterMode itself. Each
+model's pin is the figure its card records (zoo/metadata/<card>.yaml, `flops.zoo`), counted once
+and compared exactly here, so any change to what a model computes shows up, and the card with it.
 """
 from __future__ import annotations
 
@@ -163,6 +163,8 @@ def _pin_cases():
     for row in ROWS:
         # SOFT runs on the CPU (no meta device: torch.autocast, data-dependent Newton start) and its many small
         # Newton ops cost FlopCounterMode's per-op overhead: beyond the Tiny models, a count takes 10-90 s here.
+        # SOFT's pins were counted on the CPU from seed 0 and a fixed image: SOFT-Norm's halving start runs a
+        # data-dependent number of Newton-start steps.
         slow = row.name.startswith("soft_") and not row.name.endswith("_tiny")
         yield pytest.param(row, id=row.name, marks=[pytest.mark.slow] if slow else [])
 
@@ -173,14 +175,15 @@ def test_flops_are_pinned_for_every_registered_model(row, request):
             request.config.getoption("markexpr") or ""):
         pytest.skip("SOFT beyond Tiny counts on the CPU (10-130 s each): `pytest -m slow tests/test_flops.py`; "
                     "soft_tiny and soft_norm_tiny pin the family's code path in the default run")
-    assert row.flops is not None, f"{row.name}: no FLOP pin in tests/rows (FLOPS)"
+    assert row.flops is not None, f"{row.name}: its card records no FLOPs (flops.zoo in zoo/metadata)"
     reference = _same_architecture_as(row)
     if reference is not None:  # counted once, on the reference name
         assert row.flops == next(r.flops for r in ROWS if r.name == reference)
         return
     count = count_model_flops(row.name)
     assert count.flops == row.flops, (f"{row.name}: {count} at the cfg input size; the pin says {row.flops:,} "
-                                      f"FLOPs. A change to what the model computes? Update the pin and the card.")
+                                      f"FLOPs. A change to what the model computes? Update flops.zoo in zoo/metadata, "
+                                      f"then python -m zoo.cards.")
 
 
 # ---------------------------------------------------------------- the zoo's kernel ops

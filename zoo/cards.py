@@ -17,8 +17,8 @@ the benchmark results copied into `zoo/metadata/speed/` (the CSV + markdown pair
 
     cp benchmarks/results/<run>.csv benchmarks/results/<run>.md zoo/metadata/speed/ && python -m zoo.cards
 
-After a change to what a model computes, its FLOPs pin (tests/rows, FLOPS) and the `flops: zoo:`
-entry of its metadata change together (`zoo.flops.count_model_flops(name).flops`).
+After a change to what a model computes, update the `flops: zoo:` entry of its metadata
+(`zoo.flops.count_model_flops(name).flops`): it is also the pin tests/test_flops.py recounts.
 """
 from __future__ import annotations
 

@@ -2,10 +2,11 @@
 
 Each family adds `tests/rows/<family>.py` with a module-level `ROWS` list;
 this package collects them all, and `test_contract.py` runs every check on
-every row (and fails if a registered zoo model has no row). A module-level
-`FLOPS` dict pins each model's forward FLOPs (`zoo.flops.count_model_flops`:
-FlopCounterMode, 2 per multiply-add, batch 1 at the cfg's input size);
-`test_flops.py` compares them exactly.
+every row (and fails if a registered zoo model has no row). Each row's
+FLOP pin is the figure its model card records (`zoo/metadata/<card>.yaml`,
+`flops.zoo`: `zoo.flops.count_model_flops`, FlopCounterMode, 2 per multiply-add,
+batch 1 at the cfg's input size); `test_flops.py` recounts it exactly, so the
+card cannot drift from what the model computes.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from zoo import metadata
 
 
 @dataclass(frozen=True)
@@ -26,16 +29,21 @@ class ModelRow:
     global_pools: tuple[str, ...] = ("avg", "max")  # pool types `global_pool=` accepts
     batch_independent: bool = True                # eval output of an image does not depend on its batch
     not_applicable: dict[str, str] = field(default_factory=dict)  # check name -> why it does not apply
-    flops: int | None = None                   # pinned forward FLOPs at the cfg input size (from FLOPS)
+    flops: int | None = None                      # pinned forward FLOPs at the cfg input size (from the card)
 
     def __str__(self) -> str:
         return self.name
+
+
+def _card_flops(name: str) -> int | None:
+    if metadata.card_of(name) is None:  # test_cards names the model without a card
+        return None
+    return metadata.variant(name).get("flops", {}).get("zoo")
 
 
 def all_rows() -> list[ModelRow]:
     rows = []
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        flops = getattr(module, "FLOPS", {})
-        rows += [replace(row, flops=flops.get(row.name)) for row in module.ROWS]
+        rows += [replace(row, flops=_card_flops(row.name)) for row in module.ROWS]
     return sorted(rows, key=lambda r: r.name)

@@ -17,10 +17,3 @@ ROWS = [
     ModelRow("vit_large_patch16_224_ggem", 304_326_632 + 16, create_kwargs=_KW, bad_input_size=(40, 40),
              global_pools=("ggem", "token")),
 ]
-
-# Forward FLOPs (2 per multiply-add; GMACs = GFLOPs / 2) of one image at the pretrained cfg's input
-# size: zoo.flops.count_model_flops (FlopCounterMode), counted 2026-12-05; tests/test_flops.py compares.
-FLOPS = {
-    "vit_base_patch16_224_ggem": 35_127_656_448,  # 17.564 GMACs at 224
-    "vit_large_patch16_224_ggem": 123_109_425_152,  # 61.555 GMACs at 224
-}

@@ -14,11 +14,3 @@ ROWS = [
         ("maxformer_10_768", 63_992_200, (8, 8)),
     ]
 ]
-
-# Forward FLOPs (2 per multiply-add; GMACs = GFLOPs / 2) of one image at the pretrained cfg's input
-# size: zoo.flops.count_model_flops (FlopCounterMode), counted 2026-12-05; tests/test_flops.py compares.
-FLOPS = {
-    "maxformer_10_384": 42_719_917_056,  # 21.360 GMACs at 224
-    "maxformer_10_512": 75_456_770_048,  # 37.728 GMACs at 224
-    "maxformer_10_768": 168_675_796_992,  # 84.338 GMACs at 224
-}

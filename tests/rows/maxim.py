@@ -51,19 +51,3 @@ ROWS = [
     _row("maxim_2s_enhancement_lol", _S2),
     _row("maxim_2s_enhancement_fivek", _S2),
 ]
-
-# Forward FLOPs (2 per multiply-add; GMACs = GFLOPs / 2) of one image at the pretrained cfg's input
-# size: zoo.flops.count_model_flops (FlopCounterMode), counted 2026-12-05; tests/test_flops.py compares.
-FLOPS = {
-    "maxim_3s_denoising_sidd": 298_811_060_224,  # 149.406 GMACs at 256
-    "maxim_3s_deblurring_gopro": 298_811_060_224,  # 149.406 GMACs at 256
-    "maxim_3s_deblurring_reds": 298_811_060_224,  # 149.406 GMACs at 256
-    "maxim_3s_deblurring_realblur_j": 298_811_060_224,  # 149.406 GMACs at 256
-    "maxim_3s_deblurring_realblur_r": 298_811_060_224,  # 149.406 GMACs at 256
-    "maxim_2s_deraining_rain13k": 189_701_332_992,  # 94.851 GMACs at 256
-    "maxim_2s_deraining_raindrop": 189_701_332_992,  # 94.851 GMACs at 256
-    "maxim_2s_dehazing_sots_indoor": 189_701_332_992,  # 94.851 GMACs at 256
-    "maxim_2s_dehazing_sots_outdoor": 189_701_332_992,  # 94.851 GMACs at 256
-    "maxim_2s_enhancement_lol": 189_701_332_992,  # 94.851 GMACs at 256
-    "maxim_2s_enhancement_fivek": 189_701_332_992,  # 94.851 GMACs at 256
-}

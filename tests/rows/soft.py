@@ -21,22 +21,3 @@ ROWS = [
     ModelRow("soft_norm_large", 64_700_646, **_BATCH_COUPLED, **_COMMON),
     ModelRow("soft_norm_huge", 87_108_273, **_NO_WEIGHTS, **_BATCH_COUPLED, **_COMMON),
 ]
-
-# Forward FLOPs (2 per multiply-add; GMACs = GFLOPs / 2) of one image at the pretrained cfg's input
-# size: zoo.flops.count_model_flops (FlopCounterMode), counted 2026-12-05; tests/test_flops.py compares.
-# Counted on the CPU (SOFT's forward does not run on the meta device): built from seed 0, fixed image;
-# SOFT-Norm's halving start runs a data-dependent number of Newton-start steps.
-FLOPS = {
-    "soft_tiny": 4_231_712_896,  # 2.116 GMACs at 224
-    "soft_small": 14_793_018_336,  # 7.397 GMACs at 224
-    "soft_small_24m": 7_482_806_336,  # 3.741 GMACs at 224
-    "soft_medium": 17_361_543_792,  # 8.681 GMACs at 224
-    "soft_large": 26_359_191_136,  # 13.180 GMACs at 224
-    "soft_huge": 37_309_167_824,  # 18.655 GMACs at 224
-    "soft_norm_tiny": 4_335_244_016,  # 2.168 GMACs at 224
-    "soft_norm_small": 15_346_909_828,  # 7.673 GMACs at 224
-    "soft_norm_small_24m": 7_700_221_688,  # 3.850 GMACs at 224
-    "soft_norm_medium": 18_073_320_242,  # 9.037 GMACs at 224
-    "soft_norm_large": 27_430_738_228,  # 13.715 GMACs at 224
-    "soft_norm_huge": 38_761_191_782,  # 19.381 GMACs at 224
-}
