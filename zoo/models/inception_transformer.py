@@ -46,7 +46,7 @@ from ..pretrained import build_zoo_model
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
 from ._ggem_surgery import supports_ggem
-from ._placement import keeps_device_dtype
+from ._staged import StagedModelApi
 
 __all__ = ["InceptionTransformer"]
 
@@ -250,7 +250,7 @@ class InceptionStage(nn.Module):
 
 
 @handles_empty_batch
-class InceptionTransformer(nn.Module):
+class InceptionTransformer(StagedModelApi, nn.Module):
     """Inception Transformer: conv stem, four stages of inception-mixer blocks, LayerNorm,
     global pooling and a linear classifier.
 
@@ -273,6 +273,11 @@ class InceptionTransformer(nn.Module):
         attn_drop_rate: attention dropout.
         drop_path_rate: stochastic depth, linear over all blocks.
     """
+
+    # no_weight_decay stays empty: the official model names {"pos_embed", "cls_token", "dist_token"}, which
+    # match no parameter (they are pos_embed1..4), so the official recipe decayed the position embeddings.
+    stage_openers = "downsample|pos_embed"
+    final_patterns = (r"^norm",)
 
     output_fmt = "NHWC"  # forward_features' layout, declared as timm's NHWC models do
 
@@ -347,38 +352,6 @@ class InceptionTransformer(nn.Module):
         elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.(?:downsample|pos_embed)", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-                (r"^norm", (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        # The official model names {'pos_embed', 'cls_token', 'dist_token'}, which match no
-        # parameter (they are pos_embed1..4), so the official recipe decayed the position
-        # embeddings; 1-D params (norms, biases, layer scales) are exempt by timm's factory.
-        return set()
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    @keeps_device_dtype
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():

@@ -61,7 +61,7 @@ from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages, staged_intermediates
 from ._ggem_surgery import supports_ggem
-from ._placement import keeps_device_dtype
+from ._staged import StagedModelApi
 
 __all__ = ["InLineDeiT", "InLineSwin", "InLinePVT", "InLineCSwin"]
 
@@ -204,8 +204,12 @@ class InLineDeiT(VisionTransformer):
 # --------------------------------------------------------------------------- hierarchical base
 
 
-class _Pyramid(nn.Module):
+class _Pyramid(StagedModelApi, nn.Module):
     """What InLine-Swin / PVT / CSwin share: `stem`, four NHWC `stages`, final `norm`, `head`."""
+
+    stem_pattern = r"^stem|^stages\.0\.(?:patch_embed|pos_embed)"
+    stage_openers = "downsample|patch_embed|pos_embed"
+    final_patterns = (r"^norm",)
 
     stem: nn.Module
     stages: nn.Sequential
@@ -226,34 +230,6 @@ class _Pyramid(nn.Module):
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        raise NotImplementedError
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stem|^stages\.0\.(?:patch_embed|pos_embed)",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.(?:downsample|patch_embed|pos_embed)", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-                (r"^norm", (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    @keeps_device_dtype
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool)
 
     def forward_intermediates(
             self,
@@ -611,6 +587,8 @@ class InLinePVT(_Pyramid):
     the official code does); `img_size` sets the grids the embeddings are stored at.
     """
 
+    # no_weight_decay stays empty: the official recipe decays the position embeddings (models/inline_pvt.py).
+
     def __init__(
             self,
             img_size: int | tuple[int, int] = 224,
@@ -652,10 +630,6 @@ class InLinePVT(_Pyramid):
         for stage in self.stages:
             trunc_normal_(stage.pos_embed, std=0.02)
         self.apply(self._init_weights)
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return set()  # the official recipe decays the position embeddings (`no_weight_decay`, models/inline_pvt.py)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if torch.jit.is_scripting():

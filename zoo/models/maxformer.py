@@ -44,7 +44,7 @@ from ..pretrained import OfficialFile, build_zoo_model, register_official_files
 from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import prune_stages
 from ._ggem_surgery import supports_ggem
-from ._placement import keeps_device_dtype
+from ._staged import StagedModelApi
 
 __all__ = ["MaxFormer"]
 
@@ -298,7 +298,7 @@ def _time_major(x: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 @handles_empty_batch
-class MaxFormer(nn.Module):
+class MaxFormer(StagedModelApi, nn.Module):
     """Max-Former (ImageNet): stride-4 spiking stem, DWC7 x1, Max-Pool embed, DWC5 x2, Max-Pool embed, SSA x7.
 
     Args:
@@ -392,35 +392,6 @@ class MaxFormer(nn.Module):
         for m in self.modules():
             if isinstance(m, MultiStepLIF):
                 m.impl = impl
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.downsample", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        # Official recipe: decay on >= 2-D params only, which timm's optimizer factory does already.
-        return set()
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    @keeps_device_dtype
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool)
 
     def _time_major_input(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) image -> (T, B, C, H, W), the image at every step; (B, T', C, H, W) frames -> (T', B, ...)."""

@@ -30,13 +30,14 @@ from timm.layers import DropPath, LayerNorm2d, SelectAdaptivePool2d, trunc_norma
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from torch import nn
 
-from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention, check_image_input, model_name
+from ..layers import ChannelScale, ConvFFN, GatedRoPEAttention
 from ..layers.checks import check_model_args, handles_empty_batch
 from ..pretrained import build_zoo_model, unconfirmed_weights
 from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
 from ._features import getter_feature_cfg, prune_staged, staged_intermediates
 from ._ggem_surgery import supports_ggem
 from ._placement import keeps_device_dtype
+from ._staged import StagedModelApi
 
 __all__ = ["RAVLT"]
 
@@ -169,7 +170,7 @@ class ProjectionHead(nn.Module):
 
 
 @handles_empty_batch
-class RAVLT(nn.Module):
+class RAVLT(StagedModelApi, nn.Module):
     """RAVLT / MAViT: conv stem, four stages of RoPE attention blocks, projection head.
 
     Args:
@@ -188,6 +189,8 @@ class RAVLT(nn.Module):
             `forward_intermediates(norm=True)` returns, as the official detection /
             segmentation backbone does (`extra_norms`); on for `features_only`.
     """
+
+    final_patterns = (r"^feature_norms\.(\d+)",)
 
     def __init__(
             self,
@@ -249,42 +252,12 @@ class RAVLT(nn.Module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.downsample", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-                (r"^feature_norms\.(\d+)", (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        # The official recipe decays everything but 1-D params (norms, biases),
-        # which timm's optimizer factory already exempts.
-        return set()
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
     @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None, reset_other: bool = False) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool, reset_other)
         if reset_other:
             self.head_hidden_size = self.num_features
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if not torch.jit.is_scripting():
-            check_image_input(x, self.in_chans, model_name(self))
 
     @property
     def pooled_features(self) -> int:

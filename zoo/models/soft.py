@@ -49,6 +49,7 @@ from ._checkpoint import CheckpointMismatchError, check_state_dict, rename_keys,
 from ._features import prune_stages, staged_intermediates
 from ._ggem_surgery import supports_ggem
 from ._placement import keeps_device_dtype
+from ._staged import StagedModelApi
 
 __all__ = ["SOFT"]
 
@@ -211,7 +212,7 @@ def _tokens_to_map(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @handles_empty_batch
-class SOFT(nn.Module):
+class SOFT(StagedModelApi, nn.Module):
     """SOFT / SOFT-Norm: conv stem, three SOFT stages, a softmax stage with cls token, linear head.
 
     Args:
@@ -239,6 +240,9 @@ class SOFT(nn.Module):
         drop_path_rate: stochastic depth, linear over all blocks: DropPath in the last stage,
             element-wise dropout in SOFT blocks (as official).
     """
+
+    stage_openers = "downsample|pos_embed|cls_token"
+    final_patterns = (r"^norm",)
 
     def __init__(
             self,
@@ -316,22 +320,6 @@ class SOFT(nn.Module):
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.(?:downsample|pos_embed|cls_token)", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-                (r"^norm", (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:

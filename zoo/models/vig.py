@@ -58,6 +58,7 @@ from ._checkpoint import check_state_dict, rename_keys, strip_prefixes, unwrap_s
 from ._features import getter_feature_cfg, prune_staged, staged_intermediates
 from ._ggem_surgery import supports_ggem
 from ._placement import keeps_device_dtype
+from ._staged import StagedModelApi
 
 __all__ = ["ViG", "ViGH"]
 
@@ -418,7 +419,7 @@ class ViGHHead(nn.Module):
 
 
 @handles_empty_batch
-class ViGH(nn.Module):
+class ViGH(StagedModelApi, nn.Module):
     """Hierarchical ViG-H: stride-4 stem, four stages of GLA blocks, LayerNorm + pool head.
 
     Args:
@@ -431,6 +432,8 @@ class ViGH(nn.Module):
         head_norm: build the classifier's LayerNorm (off for `features_only`, which has no head).
         kernel_impl: 'triton' | 'reference' | None (auto) for the scans.
     """
+
+    final_patterns = (r"^feature_norms\.(\d+)", r"^head\.norm")
 
     def __init__(
             self,
@@ -487,31 +490,6 @@ class ViGH(nn.Module):
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.downsample", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-                (r"^feature_norms\.(\d+)", (99999,)),
-                (r"^head\.norm", (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return set()
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
 
     @keeps_device_dtype
     def reset_classifier(self, num_classes: int, global_pool: str | None = None, reset_other: bool = False) -> None:
