@@ -17,14 +17,19 @@ Decompositions. Each forward op registers its plain-PyTorch reference as its dec
 translate through torch._decomp's table, so a model that calls the zoo's ops converts to ONNX
 as ordinary ONNX operators, and `reference_decompositions()` gives the same table to
 `ExportedProgram.run_decompositions`. torch.compile and torch.export's default decompositions
-never read that table: they keep the op (and its Triton path).
+never read that table: they keep the op (and its Triton path). Inductor runs such an op as an
+extern call; where the environment sets CI (GitHub Actions does) it refuses an implicit fallback
+for an op that has a decomposition, so each op is put on Inductor's FALLBACK_ALLOW_LIST as soon
+as Inductor is imported (`_allow_inductor_fallbacks`): the fallback is intended.
 
 Nothing here imports Triton: `import zoo` stays cheap and works without it.
 """
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -178,6 +183,46 @@ def register_reference_decomposition(op: torch._ops.OpOverload, reference: Calla
     import torch._decomp  # the table torch.onnx reads (there is no public registration for it)
     torch._decomp.register_decomposition(op)(decomposition)
     _REFERENCE_DECOMPOSITIONS[op] = decomposition
+    _watch_compilations()
+
+
+def _allow_inductor_fallbacks(lowering: object) -> None:
+    """Puts every registered zoo op on Inductor's FALLBACK_ALLOW_LIST: Inductor keeps it as an extern call
+    (its Triton kernel or reference), as it does anyway where CI is unset. Without this, Inductor with the
+    CI variable set raises "make_fallback(zoo.<op>): a decomposition exists" for an op that has no
+    lowering and a registered decomposition (the one torch.onnx needs)."""
+    lowering.FALLBACK_ALLOW_LIST.update(op.name().split(".")[0] for op in _REFERENCE_DECOMPOSITIONS)
+
+
+class _InductorLoweringHook(importlib.abc.MetaPathFinder):
+    """Runs `_allow_inductor_fallbacks` once torch._inductor.lowering is imported, so that `import zoo`
+    never imports Inductor (about 2 s) and `torch._dynamo.reset()` cannot undo it."""
+
+    NAME = "torch._inductor.lowering"
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> object:
+        if fullname != self.NAME:
+            return None
+        others = [f for f in sys.meta_path if f is not self]
+        spec = next((s for f in others if (s := f.find_spec(fullname, path, target)) is not None), None)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_allow(module: object) -> None:
+            exec_module(module)
+            _allow_inductor_fallbacks(module)
+
+        spec.loader.exec_module = exec_then_allow
+        return spec
+
+
+def _watch_compilations() -> None:
+    lowering = sys.modules.get(_InductorLoweringHook.NAME)
+    if lowering is not None:
+        _allow_inductor_fallbacks(lowering)
+    elif not any(isinstance(f, _InductorLoweringHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _InductorLoweringHook())
 
 
 def reference_decompositions() -> dict[torch._ops.OpOverload, Callable[..., object]]:
