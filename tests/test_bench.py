@@ -219,3 +219,11 @@ def test_flops_column_counts_macs_per_image() -> None:
         assert row["gflops"] == pytest.approx(2 * row["gmacs"], rel=1e-3)  # both to 4 significant digits
     head = 512 * 1000 / 1e9  # the last stage's 512 channels -> 1000 classes
     assert (large["gmacs"] - head) / (small["gmacs"] - head) == pytest.approx(4, rel=0.01)
+
+
+def test_plot_lines_pair_each_model_with_its_official_code():
+    from zoo.bench.plots import _model_and_variant
+
+    assert _model_and_variant("ravlt_t [official]") == ("ravlt_t", "official")
+    assert _model_and_variant("ravlt_t [reference] (batch 8)") == ("ravlt_t (batch 8)", "reference")
+    assert _model_and_variant("convnext_tiny") == ("convnext_tiny", "")

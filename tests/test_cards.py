@@ -98,6 +98,25 @@ def test_speed_tables_are_copies_of_the_recorded_results():
         assert copy.read_bytes() == recorded.read_bytes(), f"{copy.name} differs from benchmarks/results/"
 
 
+def test_a_zoo_bench_run_becomes_a_speed_table_beside_official_and_peers():
+    from zoo.cards import _bench_table
+
+    def row(model, source, size, ips, mib, status="ok"):
+        return dict(model=model, source=source, infer_img_size=str(size), infer_samples_per_sec=str(ips),
+                    infer_peak_mem_mib=str(mib), status=status)
+
+    rows = [row("ravlt_t", "zoo", 224, 10.0, 800), row("ravlt_t", "official", 224, 8.0, 900),
+            row("ravlt_t", "zoo", 512, 2.0, 950), row("ravlt_t", "official", 512, 0, 0, status="failed"),
+            row("convnext_tiny", "timm", 224, 12.0, 700), row("mavit_t", "zoo", 224, 9.0, 800)]
+    text = _bench_table("run", rows, ["ravlt_t"], "cpu")
+    lines = text.splitlines()
+    assert "| ravlt_t | 224 | 8 | 10 | 1.25× | 900 | 800 |" in lines      # 10 / 8 img/s
+    assert "| ravlt_t | 512 | - | 2 | - | - | 950 |" in lines              # the official row failed: no ratio
+    assert not any("mavit_t" in line for line in lines)                  # another card's model
+    assert "ConvNeXt-T 12 / -" in text                                   # peers at the same sizes
+    assert _bench_table("run", rows, ["soft_tiny"], "cpu") is None
+
+
 def test_zoo_convert_writes_the_card_beside_config(tmp_path):
     import torch
 

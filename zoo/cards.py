@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import re
 import sys
 from importlib import resources
@@ -193,18 +194,73 @@ def _speed_files() -> list[tuple[str, list[dict[str, str]], str]]:
             continue
         rows = list(csv.DictReader(io.StringIO(entry.read_text(encoding="utf-8"))))
         described = folder.joinpath(entry.name[:-4] + ".md")
+        settings = folder.joinpath(entry.name[:-4] + ".json")  # zoo-bench's record of the run
         description = ""
         if described.is_file():
             head = described.read_text(encoding="utf-8").split("\n\n")[0]
             description = " ".join(line.strip() for line in head.splitlines())
+        elif settings.is_file():
+            description = _bench_description(json.loads(settings.read_text(encoding="utf-8")))
         found.append((entry.name[:-4], rows, description))
     return found
+
+
+def _bench_description(run: dict[str, Any]) -> str:
+    settings = run.get("settings", {})
+    batches = "/".join(str(b) for b in run.get("batch_sizes", [])) or "?"
+    return (f"{run.get('device', 'unknown device')}, {settings.get('threads', '?')} threads, "
+            f"{settings.get('dtype', 'float32')}, batch {batches}, torch {run.get('torch', '?')}, "
+            f"timm {run.get('timm', '?')}, {str(run.get('date', '?'))[:10]}; one process per row")
+
+
+# timm peers a zoo-bench run measures beside the zoo models (the card quotes them at the same sizes).
+_PEERS = {"deit_small_patch16_224": "DeiT-S", "swin_tiny_patch4_window7_224": "Swin-T",
+          "convnext_tiny": "ConvNeXt-T", "poolformer_s12": "PoolFormer-S12 (timm)"}
+
+
+def _bench_table(stem: str, rows: list[dict[str, str]], names: list[str], description: str) -> str | None:
+    """A zoo-bench run (timm benchmark.py columns): inference img/s and peak memory, zoo beside official."""
+    measured = [r for r in rows if r.get("status") == "ok" and r.get("infer_samples_per_sec")]
+    by_key = {(r["model"], r["source"], r["infer_img_size"]): r for r in measured}
+    ours = [r for r in measured if r["model"] in names and r["source"] == "zoo"]
+    if not ours:
+        return None
+    table = ["| model | res | official img/s | zoo img/s | zoo / official speed | official MiB | zoo MiB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in ours:
+        official = by_key.get((r["model"], "official", r["infer_img_size"]))
+        zoo_ips, zoo_mb = float(r["infer_samples_per_sec"]), float(r["infer_peak_mem_mib"])
+        if official is None:
+            table.append(f"| {r['model']} | {r['infer_img_size']} | - | {zoo_ips:.3g} | - | - | {zoo_mb:.0f} |")
+            continue
+        off_ips, off_mb = float(official["infer_samples_per_sec"]), float(official["infer_peak_mem_mib"])
+        table.append(f"| {r['model']} | {r['infer_img_size']} | {off_ips:.3g} | {zoo_ips:.3g} | "
+                     f"{zoo_ips / off_ips:.2f}× | {off_mb:.0f} | {zoo_mb:.0f} |")
+    sizes = sorted({r["infer_img_size"] for r in ours}, key=int)
+    peers = []
+    for peer, label in _PEERS.items():
+        figures = [by_key.get((peer, "timm", size)) for size in sizes]
+        if any(figures):
+            peers.append(f"{label} " + " / ".join(f"{float(p['infer_samples_per_sec']):.3g}" if p else "-"
+                                                  for p in figures))
+    text = (f"CPU inference, `zoo-bench` (`benchmarks/results/{stem}.csv`, plots `{stem}_throughput.png` and "
+            f"`{stem}_memory.png`; {description}; a single pass, so a row can be off by up to ±30 % on a shared "
+            f"machine: an interleaved official / zoo comparison, where one is above, is the one to read):\n\n"
+            + "\n".join(table) + "\n")
+    if peers:
+        text += (f"\ntimm peers in the same run, img/s at {' / '.join(sizes)}: " + "; ".join(peers) + ".\n")
+    return text
 
 
 def _speed(meta: dict[str, Any], names: list[str]) -> str:
     speed = meta.get("speed", {})
     parts = []
     for stem, rows, description in _speed_files():
+        if rows and "infer_samples_per_sec" in rows[0]:
+            bench = _bench_table(stem, rows, names, description)
+            if bench:
+                parts.append(bench)
+            continue
         ours = [r for r in rows if r.get("name") in names and not r.get("error")]
         if not ours:
             continue

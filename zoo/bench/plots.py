@@ -17,6 +17,24 @@ _METRICS = {  # file suffix -> (column after the mode prefix, axis label)
 }
 
 
+# The same model in one colour: the zoo's line solid, the official code's dashed, forced kernel paths dotted.
+_LINESTYLES = {"official": "--", "reference": ":", "triton": "-."}
+
+
+def _model_and_variant(label: str) -> tuple[str, str]:
+    """'ravlt_t [official] (batch 8)' -> ('ravlt_t (batch 8)', 'official')."""
+    if "[" in label and "]" in label:
+        head, _, rest = label.partition("[")
+        variant, _, tail = rest.partition("]")
+        return (head.strip() + tail).strip(), variant.split("=")[-1].strip()
+    return label, ""
+
+
+def _colours(series: dict[str, Any], cmap: Any) -> dict[str, Any]:
+    models = list(dict.fromkeys(_model_and_variant(label)[0] for label in series))
+    return {model: cmap(i % cmap.N) for i, model in enumerate(models)}
+
+
 def _series(rows: Sequence[dict[str, Any]], mode: str, column: str) -> dict[str, list[tuple[int, float]]]:
     """line label -> (input size, value) points of the rows measured in `mode` that have `column`."""
     batches = {r.get(f"{mode}_batch_size") for r in rows}
@@ -46,11 +64,14 @@ def write_plots(rows: Sequence[dict[str, Any]], out: Path, title: str = "") -> t
         panels = [(mode, series) for mode in ("infer", "train") if (series := _series(rows, mode, column))]
         if not panels:
             continue
-        fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
+        fig, axes = plt.subplots(1, len(panels), figsize=(9 * len(panels), 5.5), squeeze=False)
         for ax, (mode, series) in zip(axes[0], panels, strict=True):
+            colours = _colours(series, plt.get_cmap("tab20"))
             for label, points in series.items():
                 sizes, values = zip(*points, strict=True)
-                ax.plot(sizes, values, marker="o", label=label)
+                model, variant = _model_and_variant(label)
+                ax.plot(sizes, values, marker="o", label=label, color=colours[model],
+                        linestyle=_LINESTYLES.get(variant, "-"))
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             sizes = sorted({s for points in series.values() for s, _ in points})
@@ -60,7 +81,7 @@ def write_plots(rows: Sequence[dict[str, Any]], out: Path, title: str = "") -> t
             ax.set_ylabel(axis)
             ax.set_title(f"{'inference' if mode == 'infer' else 'training step'}: {axis}")
             ax.grid(True, which="major", alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         if title:
             fig.suptitle(title, fontsize=9)
         fig.tight_layout()
