@@ -6,7 +6,8 @@ whose classifier is `head.fc` (timm's `ClassifierHead` / `NormMlpClassifierHead`
 the same `reset`). `StagedModelApi` gives such a model timm's `group_matcher` (layer-wise
 learning-rate decay), `set_grad_checkpointing`, `no_weight_decay`, `get_classifier`,
 `reset_classifier` and the input check; a family states only what differs, as class attributes
-or by overriding a method.
+or by overriding a method (MAXIM, an image-to-image model with no classifier, overrides the
+matcher, the classifier methods and the check).
 """
 from __future__ import annotations
 

@@ -57,6 +57,7 @@ from ..pretrained import OPTIMIZER_TARGET, OfficialFile, build_zoo_model, regist
 from ._checkpoint import check_state_dict, strip_prefixes, unwrap_state_dict
 from ._flax_layout import conv_kernel, conv_transpose_kernel, dense_kernel, is_flax_tree
 from ._placement import keeps_device_dtype
+from ._staged import StagedModelApi
 
 __all__ = ["MAXIM"]
 
@@ -573,7 +574,7 @@ def pad_input(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> tuple[torch.Tens
 
 
 @handles_empty_batch
-class MAXIM(nn.Module):
+class MAXIM(StagedModelApi, nn.Module):
     """MAXIM (`maxim.models.maxim.MAXIM`): a multi-stage, multi-scale multi-axis gated-MLP UNet.
 
     Args (official names):
@@ -676,15 +677,6 @@ class MAXIM(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stages\.0\.input_convs", blocks=r"^stages\.(\d+)")
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return set()
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
