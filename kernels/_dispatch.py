@@ -183,7 +183,7 @@ def register_reference_decomposition(op: torch._ops.OpOverload, reference: Calla
     import torch._decomp  # the table torch.onnx reads (there is no public registration for it)
     torch._decomp.register_decomposition(op)(decomposition)
     _REFERENCE_DECOMPOSITIONS[op] = decomposition
-    _watch_compilations()
+    _allow_inductor_fallbacks_on_import()
 
 
 def _allow_inductor_fallbacks(lowering: object) -> None:
@@ -217,7 +217,7 @@ class _InductorLoweringHook(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _watch_compilations() -> None:
+def _allow_inductor_fallbacks_on_import() -> None:
     lowering = sys.modules.get(_InductorLoweringHook.NAME)
     if lowering is not None:
         _allow_inductor_fallbacks(lowering)

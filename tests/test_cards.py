@@ -113,7 +113,7 @@ def test_a_zoo_bench_run_becomes_a_speed_table_beside_official_and_peers():
     assert "| ravlt_t | 224 | 8 | 10 | 1.25× | 900 | 800 |" in lines      # 10 / 8 img/s
     assert "| ravlt_t | 512 | - | 2 | - | - | 950 |" in lines              # the official row failed: no ratio
     assert not any("mavit_t" in line for line in lines)                  # another card's model
-    assert "ConvNeXt-T 12 / -" in text                                   # peers at the same sizes
+    assert "convnext_tiny 12 / -" in text                                # peers at the same sizes
     assert _bench_table("run", rows, ["soft_tiny"], "cpu") is None
 
 

@@ -213,11 +213,6 @@ def _bench_description(run: dict[str, Any]) -> str:
             f"timm {run.get('timm', '?')}, {str(run.get('date', '?'))[:10]}; one process per row")
 
 
-# timm peers a zoo-bench run measures beside the zoo models (the card quotes them at the same sizes).
-_PEERS = {"deit_small_patch16_224": "DeiT-S", "swin_tiny_patch4_window7_224": "Swin-T",
-          "convnext_tiny": "ConvNeXt-T", "poolformer_s12": "PoolFormer-S12 (timm)"}
-
-
 def _bench_table(stem: str, rows: list[dict[str, str]], names: list[str], description: str) -> str | None:
     """A zoo-bench run (timm benchmark.py columns): inference img/s and peak memory, zoo beside official."""
     measured = [r for r in rows if r.get("status") == "ok" and r.get("infer_samples_per_sec")]
@@ -237,12 +232,12 @@ def _bench_table(stem: str, rows: list[dict[str, str]], names: list[str], descri
         table.append(f"| {r['model']} | {r['infer_img_size']} | {off_ips:.3g} | {zoo_ips:.3g} | "
                      f"{zoo_ips / off_ips:.2f}× | {off_mb:.0f} | {zoo_mb:.0f} |")
     sizes = sorted({r["infer_img_size"] for r in ours}, key=int)
-    peers = []
-    for peer, label in _PEERS.items():
+    peers = []  # the timm models the run measured beside the zoo's, at the card's sizes
+    for peer in dict.fromkeys(r["model"] for r in measured if r["source"] == "timm"):
         figures = [by_key.get((peer, "timm", size)) for size in sizes]
         if any(figures):
-            peers.append(f"{label} " + " / ".join(f"{float(p['infer_samples_per_sec']):.3g}" if p else "-"
-                                                  for p in figures))
+            peers.append(f"{peer} " + " / ".join(f"{float(p['infer_samples_per_sec']):.3g}" if p else "-"
+                                                 for p in figures))
     text = (f"CPU inference, `zoo-bench` (`benchmarks/results/{stem}.csv`, plots `{stem}_throughput.png` and "
             f"`{stem}_memory.png`; {description}; a single pass, so a row can be off by up to ±30 % on a shared "
             f"machine: an interleaved official / zoo comparison, where one is above, is the one to read):\n\n"

@@ -26,7 +26,7 @@ def _model_and_variant(label: str) -> tuple[str, str]:
     if "[" in label and "]" in label:
         head, _, rest = label.partition("[")
         variant, _, tail = rest.partition("]")
-        return (head.strip() + tail).strip(), variant.split("=")[-1].strip()
+        return (head.strip() + tail).strip(), variant.strip()
     return label, ""
 
 
