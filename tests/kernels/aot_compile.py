@@ -170,6 +170,7 @@ def _jit_functions():
     from triton.runtime.jit import JITFunction
 
     import zoo.kernels
+    from zoo.kernels._autotune import base_jit_function
 
     kinds = (InterpretedFunction, JITFunction)
     found = {}
@@ -179,6 +180,7 @@ def _jit_functions():
     for path in files:
         module = importlib.import_module(f"zoo.kernels.{path.parent.name}.{path.stem}")
         for name, obj in vars(module).items():
+            obj = base_jit_function(obj)
             if not isinstance(obj, kinds) or obj.fn.__module__ != module.__name__:
                 continue
             callees = set()
@@ -191,9 +193,29 @@ def _jit_functions():
                     target = obj.fn.__globals__.get(node.func.id)
                 elif isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
                     target = getattr(obj.fn.__globals__.get(node.func.value.id), node.func.attr, None)
+                target = base_jit_function(target)
                 if isinstance(target, kinds) and target.fn.__module__.startswith("zoo.kernels."):
                     callees.add(f"{target.fn.__module__}:{target.fn.__name__}")
             found[f"{module.__name__}:{name}"] = sorted(callees)
+    return found
+
+
+def _autotuned_configs() -> dict:
+    """{id(interpreted jit function): [each candidate config's launch kwargs]} for every autotuned
+    kernel in kernels/*/triton_*.py."""
+    import importlib
+    from pathlib import Path
+
+    import zoo.kernels
+    from zoo.kernels._autotune import base_jit_function, tuned_configs
+
+    found = {}
+    for path in sorted(Path(zoo.kernels.__file__).parent.glob("*/triton_*.py")):
+        module = importlib.import_module(f"zoo.kernels.{path.parent.name}.{path.stem}")
+        for obj in vars(module).values():
+            configs = tuned_configs(obj)
+            if configs:
+                found[id(base_jit_function(obj))] = [c.all_kwargs() for c in configs]
     return found
 
 
@@ -206,18 +228,23 @@ def record(out_path: str) -> None:
     from triton.runtime.interpreter import InterpretedFunction
 
     records, order = {}, []
+    configs = _autotuned_configs()
 
     def run(self, *args, grid, warmup, **kwargs):
-        params = {k: v for k, v in kwargs.items() if k in self.arg_names}
-        options = {k: v for k, v in kwargs.items() if k not in self.arg_names}
-        bound = inspect.signature(self.fn).bind(*args, **params)
-        bound.apply_defaults()
-        rec = {"module": self.fn.__module__, "name": self.fn.__name__,
-               "args": {k: _describe(v) for k, v in bound.arguments.items()}, "options": options}
-        key = json.dumps(rec, sort_keys=True)
-        if key not in records:
-            records[key] = rec
-            order.append(key)
+        # an autotuned kernel is launched here with its first config (the interpreter's choice):
+        # record it with each candidate config instead, as a GPU may pick any of them
+        for config in configs.get(id(self), [{}]):
+            launch = {**kwargs, **{k: v for k, v in config.items() if v is not None}}
+            params = {k: v for k, v in launch.items() if k in self.arg_names}
+            options = {k: v for k, v in launch.items() if k not in self.arg_names}
+            bound = inspect.signature(self.fn).bind(*args, **params)
+            bound.apply_defaults()
+            rec = {"module": self.fn.__module__, "name": self.fn.__name__,
+                   "args": {k: _describe(v) for k, v in bound.arguments.items()}, "options": options}
+            key = json.dumps(rec, sort_keys=True)
+            if key not in records:
+                records[key] = rec
+                order.append(key)
         return None  # record only: nothing the host code reads back depends on the kernels' results
 
     InterpretedFunction.run = run
@@ -305,6 +332,8 @@ def compile_records(records_path: str) -> int:
     from triton.backends.compiler import GPUTarget
     from triton.compiler.compiler import make_backend
     from triton.runtime.jit import JITFunction
+
+    from zoo.kernels._autotune import base_jit_function
     try:
         from triton._C.libtriton import native_specialize_impl as specialize_impl
     except ImportError:  # older / newer Triton: types only
@@ -317,7 +346,7 @@ def compile_records(records_path: str) -> int:
     jobs = {}
     for rec in records:
         module = importlib.import_module(rec["module"])
-        fn = getattr(module, rec["name"])
+        fn = base_jit_function(getattr(module, rec["name"]))
         if not isinstance(fn, JITFunction):
             raise TypeError(f"{rec['module']}.{rec['name']} is a {type(fn).__name__}, not a JITFunction: "
                             "run the compile step with TRITON_INTERPRET=0")
