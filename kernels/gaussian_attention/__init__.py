@@ -18,14 +18,20 @@ query-landmark distances 2 N m d (as the matrix product of their expanded form),
 K1^T V and K1 (M S) 2 N m e each, M S 2 m^2 e: 2 N m d + 4 N m e + 2 m^2 e. The
 backward counts twice the forward.
 
-sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
-`aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
-spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
-BLOCK_N 64, 4 warps forward, 8 for _bwd_q / _bwd_l. _reduce 70-128 registers, _apply 71-168,
-_bwd_q 92-251, _bwd_l 64-207: none of the 20 launched specialisations spills. (Before, with
-direct-subtraction distances and 4 warps throughout, _bwd_q spilled at fp32 d = 32 e = 16
-356/280 and bf16 d = e = 64 32/16; the expanded form at 4 warps spilled more there, 2228/2328
-and 136/120.)
+sm_90 resources (`tests/kernels/test_compile_sm90.py` / `aot_compile.py`: Triton 3.8.0 and its
+bundled `ptxas -v`, no GPU; registers per thread; every candidate config of the five recorded
+shapes, 60 specialisations, 2026-12-06): tiles BLOCK_N 64, BLOCK_M min(64, m); warps and stages
+autotuned on the GPU among spill-free candidates. _reduce at 4 / 8 warps 70-128 / 60-98
+registers, _apply 71-168 / 59-98; _bwd_q (8 warps only) 90-251, _bwd_l 64-207; none spills.
+(Before: direct-subtraction distances and 4 warps throughout spilled in _bwd_q at fp32 d = 32
+e = 16, 356/280 bytes, and bf16 d = e = 64, 32/16; the expanded form at 4 warps spilled more
+there, 2228/2328 and 136/120, hence 8 warps only for the backward.)
+
+Work per call (B·H programs' worth; N x m never stored): forward 2 launches + one (m x m)(m x e)
+bmm and the split sum: reads q, v once and q again (the K1 tiles are rebuilt in _apply), writes
+X once: 4 passes over (N, d|e) tensors. Backward 3 launches + two small bmms: _reduce reads q, dX;
+_bwd_q reads q, dX, v and writes dq, dV; _bwd_l reads q, dX, v: 9 passes (K1 rebuilt in each of
+the three, 5 builds per training step: the tiles cost registers, not memory traffic).
 """
 from __future__ import annotations
 

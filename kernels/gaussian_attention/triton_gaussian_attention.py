@@ -25,6 +25,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .._autotune import autotune
+
 __all__ = ["gaussian_attention_fwd", "gaussian_attention_bwd"]
 
 
@@ -60,6 +62,15 @@ def _k1_tile(q_ptr, l_ptr, offs_n, offs_m, mask_n, mask_m, s_qn, s_qd, s_lm, s_l
     return tl.where(mask_n[:, None] & mask_m[None, :], k1, 0.0)
 
 
+# Warps and pipeline stages by autotuning (per shape key and dtypes, on the GPU); tiles stay as
+# _config sets them (the split and the grids depend on them). Every candidate compiles for sm_90
+# without spills (tests/kernels/test_compile_sm90.py); _bwd_q / _bwd_l spilled at 4 warps.
+_KEY = ["N", "M", "E", "HEAD_D"]
+_FORWARD_CONFIGS = [triton.Config({}, num_warps=w, num_stages=s) for w in (4, 8) for s in (2, 3)]
+_BACKWARD_CONFIGS = [triton.Config({}, num_warps=8, num_stages=s) for s in (2, 3)]
+
+
+@autotune(_FORWARD_CONFIGS, key=_KEY)
 @triton.jit
 def _reduce(
         q_ptr, l_ptr, y_ptr, out_ptr,
@@ -94,6 +105,7 @@ def _reduce(
              acc, mask=mask_m[:, None] & mask_e[None, :])
 
 
+@autotune(_FORWARD_CONFIGS, key=_KEY)
 @triton.jit
 def _apply(
         q_ptr, l_ptr, r_ptr, out_ptr,
@@ -142,6 +154,7 @@ def _grad_weights(q_ptr, l_ptr, dx_ptr, v_ptr, t_ptr, ds_ptr, offs_n, offs_m, of
     return k1, dk1 * k1
 
 
+@autotune(_BACKWARD_CONFIGS, key=_KEY)
 @triton.jit
 def _bwd_q(
         q_ptr, l_ptr, dx_ptr, v_ptr, t_ptr, ds_ptr, dq_ptr, dv_ptr,
@@ -190,6 +203,7 @@ def _bwd_q(
              acc_dv.to(dv_ptr.dtype.element_ty), mask=mask_n[:, None] & mask_e[None, :])
 
 
+@autotune(_BACKWARD_CONFIGS, key=_KEY)
 @triton.jit
 def _bwd_l(
         q_ptr, l_ptr, dx_ptr, v_ptr, t_ptr, ds_ptr, out_ptr,
@@ -257,9 +271,7 @@ def _config(q: torch.Tensor, n: int, m: int, d: int, e: int, bh: int) -> dict:
     precision = "ieee" if q.dtype == torch.float32 else "tf32"
     return dict(BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=_pow2(d), BLOCK_E=_pow2(e),
                 split=split, tiles_per_split=tiles_per_split, n_tiles=n_tiles, m_blocks=m_blocks,
-                precision=precision, num_warps=4,
-                # _bwd_q / _bwd_l at 4 warps spilled on sm_90 (up to 2.2 KB/thread); at 8, none launched does
-                bwd_warps=8)
+                precision=precision)
 
 
 def _reduce_launch(q, l, y, cfg):
@@ -269,7 +281,7 @@ def _reduce_launch(q, l, y, cfg):
     _reduce[(bh, cfg["m_blocks"], cfg["split"])](
         q, l, y, part, n, m, e, *q.stride(), *l.stride(), *y.stride(), *part.stride(), cfg["tiles_per_split"],
         HEAD_D=d, BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"], BLOCK_D=cfg["BLOCK_D"], BLOCK_E=cfg["BLOCK_E"],
-        PRECISION=cfg["precision"], num_warps=cfg["num_warps"])
+        PRECISION=cfg["precision"])
     return part.sum(1)
 
 
@@ -284,7 +296,7 @@ def gaussian_attention_fwd(q, l, mixing, v):
     _apply[(bh, cfg["n_tiles"])](
         q, l, t, out, n, m, e, *q.stride(), *l.stride(), *t.stride(), *out.stride(),
         HEAD_D=d, BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"], BLOCK_D=cfg["BLOCK_D"], BLOCK_E=cfg["BLOCK_E"],
-        PRECISION=cfg["precision"], num_warps=cfg["num_warps"])
+        PRECISION=cfg["precision"])
     return out, s, t
 
 
@@ -300,7 +312,7 @@ def gaussian_attention_bwd(q, l, mixing, v, s, t, dx):
     dv = torch.empty(bh, n, e, device=v.device, dtype=v.dtype)
     strides = (*q.stride(), *l.stride(), *dx.stride(), *v.stride(), *t.stride(), *ds.stride())
     blocks = dict(HEAD_D=d, BLOCK_N=cfg["BLOCK_N"], BLOCK_M=cfg["BLOCK_M"], BLOCK_D=cfg["BLOCK_D"],
-                  BLOCK_E=cfg["BLOCK_E"], PRECISION=cfg["precision"], num_warps=cfg["bwd_warps"])
+                  BLOCK_E=cfg["BLOCK_E"], PRECISION=cfg["precision"])
     _bwd_q[(bh, cfg["n_tiles"])](q, l, dx, v, t, ds, dq, dv, n, m, e, d, *strides, **blocks)
     part = torch.empty(bh, cfg["split"], m, d, device=q.device, dtype=torch.float32)
     _bwd_l[(bh, cfg["m_blocks"], cfg["split"])](
