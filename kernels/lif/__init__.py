@@ -25,13 +25,16 @@ recomputed: charge 4, reset 1; surrogate sg = alpha sig(alpha u) (1 - sig(alpha 
 dv/dh = 1 - s: 1; the BPTT update g = gs sg + g (1 - 1/tau) dv/dh: 4; g / tau: 1),
 20 without detach_reset (dv/dh gains (v_r - h) sg: 3).
 
-sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
-`aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
-spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
-whole (T, BLOCK) tiles, 4 warps, BLOCK = 4096 / next_pow2(T) neurons (a quarter for float64)
-within 128..1024; T = 1, 2, 3, 4, 8, 16 launched. Forward 32-72 registers, backward 40-90
+sm_90 resources (`tests/kernels/test_compile_sm90.py` / `aot_compile.py`: Triton 3.8.0 and its
+bundled `ptxas -v`, no GPU; registers per thread; every candidate config of the recorded launches,
+54 specialisations, 2026-12-06): whole (T, BLOCK) tiles of COLUMNS = 32 / next_pow2(T) neurons
+per thread within 1..8 (a quarter for float64), BLOCK = COLUMNS x 32 x warps, the warps (2, 4, 8)
+autotuned on the GPU; T = 1, 2, 3, 4, 8, 16 launched. Forward 32-94 registers, backward 40-110
 (float64 T = 16: 168); no spill. (Before, with the membrane stored and per-step loads and
 stores at BLOCK 1024: forward 32-148, backward 37-130, no spill.)
+
+Work per call: one launch each way. Forward reads x and writes the spikes (2 passes over
+(T, N)); the backward reads x and dL/ds and writes dL/dx (3 passes; nothing saved but x).
 """
 from __future__ import annotations
 

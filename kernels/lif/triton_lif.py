@@ -28,17 +28,28 @@ import torch
 import triton
 import triton.language as tl
 
-NUM_WARPS = 4
-# Elements of one (T, BLOCK) tile per thread: BLOCK shrinks as T grows. The backward holds two
-# tiles (membranes, gradients); float64 tiles get a quarter, since at half ptxas (sm_90) spilled
-# the float64 T = 4 backward (128 registers, 12 bytes of spill).
+from .._autotune import autotune
+
+# Elements of one (T, BLOCK) tile per thread: the neurons per thread shrink as T grows. The
+# backward holds two tiles (membranes, gradients); float64 tiles get a quarter, since at half
+# ptxas (sm_90) spilled the float64 T = 4 backward (128 registers, 12 bytes of spill).
 TILE_REGISTERS = 32
 
 
-def block_size(t_steps: int, fp64: bool = False) -> int:
-    """Neurons per program at 4 warps, 128..1024 (see TILE_REGISTERS)."""
+def columns_per_thread(t_steps: int, fp64: bool = False) -> int:
+    """Neurons per thread, 1..8 (see TILE_REGISTERS)."""
     per_thread = TILE_REGISTERS // (4 if fp64 else 1) // triton.next_power_of_2(t_steps)
-    return max(128, min(1024, per_thread * 32 * NUM_WARPS))
+    return max(1, min(8, per_thread))
+
+
+# The warps per program (so BLOCK = COLUMNS x 32 x WARPS neurons) by autotuning on the GPU: the
+# registers per thread depend on COLUMNS and T only, so every candidate has the 4-warp config's
+# registers (tests/kernels/test_compile_sm90.py compiles each: none spills).
+_CONFIGS = [triton.Config({"WARPS": w}, num_warps=w) for w in (4, 2, 8)]
+
+
+def _grid(n: int):
+    return lambda meta: (triton.cdiv(n, meta["COLUMNS"] * 32 * meta["WARPS"]),)
 
 
 @triton.jit
@@ -82,11 +93,13 @@ def _membrane(xs, tau, v_th, v_reset, T: tl.constexpr, TP: tl.constexpr, FP64: t
     return xs
 
 
+@autotune(_CONFIGS, key=["N", "T"])
 @triton.jit
 def _lif_fwd_kernel(
         x_ptr, s_ptr, p_ptr, N,
-        T: tl.constexpr, TP: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
+        T: tl.constexpr, TP: tl.constexpr, FP64: tl.constexpr, COLUMNS: tl.constexpr, WARPS: tl.constexpr,
 ):
+    BLOCK: tl.constexpr = COLUMNS * 32 * WARPS
     tau, v_th, v_reset = tl.load(p_ptr), tl.load(p_ptr + 1), tl.load(p_ptr + 2)
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -95,11 +108,14 @@ def _lif_fwd_kernel(
     _store_steps(s_ptr, hs >= v_th, offs, mask, N, T, TP)
 
 
+@autotune(_CONFIGS, key=["N", "T"])
 @triton.jit
 def _lif_bwd_kernel(
         gs_ptr, x_ptr, gx_ptr, p_ptr, N,
-        T: tl.constexpr, TP: tl.constexpr, DETACH_RESET: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr,
+        T: tl.constexpr, TP: tl.constexpr, DETACH_RESET: tl.constexpr, FP64: tl.constexpr, COLUMNS: tl.constexpr,
+        WARPS: tl.constexpr,
 ):
+    BLOCK: tl.constexpr = COLUMNS * 32 * WARPS
     tau, v_th, v_reset = tl.load(p_ptr), tl.load(p_ptr + 1), tl.load(p_ptr + 2)
     alpha, decay = tl.load(p_ptr + 3), tl.load(p_ptr + 4)
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -151,10 +167,10 @@ def lif_forward_triton(x2d: torch.Tensor, tau: float, v_th: float, v_reset: floa
     T, N = x2d.shape
     spikes = torch.empty_like(x2d)
     if N:
-        block = block_size(T, x2d.dtype == torch.float64)
-        _lif_fwd_kernel[(triton.cdiv(N, block),)](
+        fp64 = x2d.dtype == torch.float64
+        _lif_fwd_kernel[_grid(N)](
             x2d, spikes, _params(x2d.device, _compute_dtype(x2d.dtype), tau, v_th, v_reset), N,
-            T=T, TP=triton.next_power_of_2(T), FP64=x2d.dtype == torch.float64, BLOCK=block, num_warps=NUM_WARPS)
+            T=T, TP=triton.next_power_of_2(T), FP64=fp64, COLUMNS=columns_per_thread(T, fp64))
     return spikes
 
 
@@ -164,9 +180,9 @@ def lif_backward_triton(grad_s: torch.Tensor, x2d: torch.Tensor, tau: float, v_t
     T, N = x2d.shape
     grad_x = torch.empty_like(x2d)
     if N:
-        block = block_size(T, x2d.dtype == torch.float64)
-        _lif_bwd_kernel[(triton.cdiv(N, block),)](
+        fp64 = x2d.dtype == torch.float64
+        _lif_bwd_kernel[_grid(N)](
             grad_s, x2d, grad_x, _params(x2d.device, _compute_dtype(x2d.dtype), tau, v_th, v_reset, alpha), N,
-            T=T, TP=triton.next_power_of_2(T), DETACH_RESET=detach_reset, FP64=x2d.dtype == torch.float64,
-            BLOCK=block, num_warps=NUM_WARPS)
+            T=T, TP=triton.next_power_of_2(T), DETACH_RESET=detach_reset, FP64=fp64,
+            COLUMNS=columns_per_thread(T, fp64))
     return grad_x
