@@ -27,14 +27,24 @@ def _first_when_interpreted(prune: Callable | None):
     return early_config_prune
 
 
+def _short_bench(kernel_call, quantiles):
+    """Triton's do_bench with a 5 ms warm-up and 25 ms of repeats (its defaults: 25 and 100): a new
+    key costs about 30 ms per candidate, which keeps a benchmark sweep over many shapes in budget."""
+    import triton.testing
+
+    return triton.testing.do_bench(kernel_call, warmup=5, rep=25, quantiles=quantiles)
+
+
 def autotune(configs: Sequence, key: Sequence[str], prune: Callable | None = None, **kwargs):
     """triton.autotune(configs, key) that runs only the first config (after `prune`, Triton's
-    early_config_prune(configs, named_args, **kwargs)) under the interpreter. Other keyword
-    arguments (reset_to_zero, restore_value, ...) go to triton.autotune."""
+    early_config_prune(configs, named_args, **kwargs)) under the interpreter and times each
+    candidate briefly (`_short_bench`). Other keyword arguments (reset_to_zero, restore_value,
+    ...) go to triton.autotune."""
     import triton
 
     if not configs:
         raise ValueError("autotune needs at least one triton.Config")
+    kwargs.setdefault("do_bench", _short_bench)
     return triton.autotune(configs=list(configs), key=list(key),
                            prune_configs_by={"early_config_prune": _first_when_interpreted(prune)}, **kwargs)
 
