@@ -29,16 +29,14 @@ The backward counts twice the forward (each product has two input gradients).
 
 sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
 `aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
-spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
-block_n 64; 4 warps for 16-bit inputs at d = 16, 8 otherwise; RoPE phases gathered from a
-(2, max(H, W), d) table; mala / inline dQ written by _reduce_grad at d <= 32. Of the 74
-launched specialisations 3 spill, all float32 d = 64 inline (FMA "ieee" tl.dot; as before):
-_reduce_grad 1204/832, _key_grad 1212/1220, _query_grad 284/348. Ranges: _qbar 32-48
-registers, _reduce 80-210, _apply 31-80, _reduce_grad 128-255, _key_grad 32-220,
-_query_grad 64-255. (Before, with per-element
-cos / sin and 4 warps up to d = 32, 8 specialisations spilled, e.g. fp32 d = 32 rala + RoPE
-_reduce_grad 784/700 and _key_grad 1552/1360, fp16 d = 32 mala _reduce_grad 104/72,
-fp32 d = 16 _query_grad 4/4; _apply needed 32-128 registers.)
+spill store / load bytes; rerun after a kernel change): block_n 64, 16 for float32 at d = 64
+(FMA "ieee" tl.dot); 4 warps for 16-bit inputs at d = 16, 8 otherwise; RoPE phases gathered from
+a (2, max(H, W), d) table; mala / inline dQ written by _reduce_grad at d <= 32. None of the 85
+launched specialisations spills (float32 d = 64 rala / mala with RoPE among them). Ranges:
+_qbar 32-48 registers, _reduce 80-170, _apply 31-80, _reduce_grad 128-248, _key_grad 32-220,
+_query_grad 64-255. (Before, at block_n 64 for every dtype, float32 d = 64 inline spilled:
+_reduce_grad 1204/832, _key_grad 1212/1220, _query_grad 284/348; earlier still, with
+per-element cos / sin and 4 warps up to d = 32, 8 specialisations spilled.)
 """
 from __future__ import annotations
 
@@ -134,7 +132,7 @@ def _like(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x.new_empty((b, h, n, d), dtype=dtype)
 
 
-def _launch(block_n: int, chunks: int | None, num_warps: int | None):
+def _launch(block_n: int | None, chunks: int | None, num_warps: int | None):
     from .triton_linear_attention import LaunchConfig
     return LaunchConfig(block_n=block_n, chunks=chunks, num_warps=num_warps)
 
@@ -142,7 +140,7 @@ def _launch(block_n: int, chunks: int | None, num_warps: int | None):
 @torch.library.custom_op("zoo::linear_attention", mutates_args=())
 def linear_attention_op(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, variant: str, rope_hw: list[int] | None,
-        eps: float, impl: str, block_n: int = 64, chunks: int | None = None, num_warps: int | None = None,
+        eps: float, impl: str, block_n: int | None = None, chunks: int | None = None, num_warps: int | None = None,
 ) -> list[torch.Tensor]:
     """[y] on the reference path; [y, kv, kbar, vbar, qbar, softmax max, softmax sum] on the Triton path
     (the O(d^2) statistics its backward reuses). block_n, chunks, num_warps: the Triton launch."""
@@ -158,7 +156,7 @@ def linear_attention_op(
 
 
 @linear_attention_op.register_fake
-def _fake(q, k, v, variant, rope_hw, eps, impl, block_n=64, chunks=None, num_warps=None):
+def _fake(q, k, v, variant, rope_hw, eps, impl, block_n=None, chunks=None, num_warps=None):
     _check_inputs(q, k, v, variant, rope_hw)
     if _path(q, impl) == "reference":
         return [q.new_empty(q.shape)]
@@ -171,7 +169,7 @@ def _fake(q, k, v, variant, rope_hw, eps, impl, block_n=64, chunks=None, num_war
 @torch.library.custom_op("zoo::linear_attention_backward", mutates_args=())
 def linear_attention_backward_op(
         dy: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, stats: list[torch.Tensor],
-        variant: str, rope_hw: list[int] | None, eps: float, block_n: int = 64, chunks: int | None = None,
+        variant: str, rope_hw: list[int] | None, eps: float, block_n: int | None = None, chunks: int | None = None,
         num_warps: int | None = None,
 ) -> list[torch.Tensor]:
     """[dq, dk, dv] of the Triton path, from the forward's statistics."""
@@ -181,7 +179,7 @@ def linear_attention_backward_op(
 
 
 @linear_attention_backward_op.register_fake
-def _(dy, q, k, v, stats, variant, rope_hw, eps, block_n=64, chunks=None, num_warps=None):
+def _(dy, q, k, v, stats, variant, rope_hw, eps, block_n=None, chunks=None, num_warps=None):
     return [_like(t, t.dtype) for t in (q, k, v)]
 
 

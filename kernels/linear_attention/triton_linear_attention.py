@@ -360,18 +360,23 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
 
 @dataclass(frozen=True)
 class LaunchConfig:
-    """Tile and split sizes. `block_n`: tokens per tile (>= 16, power of two);
-    `chunks`: token chunks per (batch, head) in the reductions (None: enough to fill the device);
-    `num_warps`: None picks 4 for 16-bit inputs at d = 16, 8 otherwise (ptxas for sm_90, block_n
-    64: with 4 warps, float32's FMA-based "ieee" tl.dot spills in _reduce from d = 16 and d = 32
-    spills in the backward; 8 warps leave only float32 at d = 64 spilling, as 16 warps do more)."""
-    block_n: int = 64
+    """Tile and split sizes. `block_n`: tokens per tile (>= 16, power of two; None picks 16 for
+    float32 at d = 64, 64 otherwise); `chunks`: token chunks per (batch, head) in the reductions
+    (None: enough to fill the device); `num_warps`: None picks 4 for 16-bit inputs at d = 16, 8
+    otherwise. (ptxas for sm_90: float32's FMA-based "ieee" tl.dot holds a d-long slice of both
+    operands per thread; at d = 64 every backward kernel spills with 64 or 32 token tiles at 4, 8 or
+    16 warps, and 16 tokens at 8 warps is the one spill-free combination. With 4 warps the ieee dot
+    spills in _reduce from d = 16 and at d = 32 in the backward.)"""
+    block_n: int | None = None
     chunks: int | None = None
     num_warps: int | None = None
 
     def __post_init__(self):
-        if self.block_n < 16 or self.block_n & (self.block_n - 1):
+        if self.block_n is not None and (self.block_n < 16 or self.block_n & (self.block_n - 1)):
             raise ValueError(f"block_n must be a power of two >= 16 (tl.dot tiles), got {self.block_n}")
+
+    def block(self, head_dim: int, dot_precision: str) -> int:
+        return self.block_n or (16 if head_dim >= 64 and dot_precision == "ieee" else 64)
 
     def warps(self, head_dim: int, dot_precision: str) -> int:
         return self.num_warps or (4 if head_dim <= 16 and dot_precision != "ieee" else 8)
@@ -449,7 +454,7 @@ def _output_like(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def forward(q, k, v, p: _Problem, cfg: LaunchConfig):
     """y and the O(d^2) statistics the backward reuses: (kv, kbar, vbar, qbar, softmax max, softmax sum)."""
     b, h, n, d = q.shape
-    bh, bn = b * h, cfg.block_n
+    bh, bn = b * h, cfg.block(d, p.dot_precision)
     n_blocks = triton.cdiv(n, bn)
     per_chunk, chunks = _split(n_blocks, bh, cfg, q.device)
     f32 = dict(device=q.device, dtype=torch.float32)
@@ -493,7 +498,7 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
     """dq, dk, dv from dy, recomputing phi, RoPE, weights and normalisers from q, k, v."""
     kv, kbar, vbar, qbar, row_max, total = stats
     b, h, n, d = q.shape
-    bh, bn = b * h, cfg.block_n
+    bh, bn = b * h, cfg.block(d, p.dot_precision)
     n_blocks = triton.cdiv(n, bn)
     per_chunk, chunks = _split(n_blocks, bh, cfg, q.device)
     f32 = dict(device=q.device, dtype=torch.float32)

@@ -70,7 +70,7 @@ def _cases():
                 qkv = [randn(b, heads, n, d, dtype=dtype) for _ in range(3)]
             qkv = [t.requires_grad_() for t in qkv]
             hw = [10, 13] if rope_hw else None
-            y = torch.ops.zoo.linear_attention(*qkv, variant, hw, 1e-6, "triton", 64, 2, None)[0]
+            y = torch.ops.zoo.linear_attention(*qkv, variant, hw, 1e-6, "triton", None, 2, None)[0]
             backward(y, qkv)
         return f"linear_attention {variant} rope={rope_hw} d={d} {dtype} {layout}", run
 
@@ -80,7 +80,8 @@ def _cases():
         cases.append(linear_attention_case(variant, rope, 64, torch.bfloat16, "contiguous"))
     for variant, rope, d, dtype in [("rala", True, 32, torch.float32), ("inline", False, 64, torch.float32),
                                     ("inline", False, 32, torch.bfloat16), ("rala", True, 16, torch.float16),
-                                    ("mala", True, 32, torch.float16)]:
+                                    ("mala", True, 32, torch.float16), ("rala", True, 64, torch.float32),
+                                    ("mala", True, 64, torch.float32)]:
         cases.append(linear_attention_case(variant, rope, d, dtype, "token_minor"))
 
     # bidirectional gated linear attention: (dk, dv) of ViG-H and plain ViG, fp32 contiguous and as
