@@ -31,12 +31,13 @@ sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90
 `aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
 spill store / load bytes; rerun after a kernel change): block_n 64, 16 for float32 at d = 64
 (FMA "ieee" tl.dot); 4 warps for 16-bit inputs at d = 16, 8 otherwise; RoPE phases gathered from
-a (2, max(H, W), d) table; mala / inline dQ written by _reduce_grad at d <= 32. None of the 85
+a (2, max(H, W), d) table; mala / inline dQ written by _reduce_grad at d <= 32. None of the 100
 launched specialisations spills (float32 d = 64 rala / mala with RoPE among them). Ranges:
-_qbar 32-48 registers, _reduce 80-170, _apply 31-80, _reduce_grad 128-248, _key_grad 32-220,
-_query_grad 64-255. (Before, at block_n 64 for every dtype, float32 d = 64 inline spilled:
-_reduce_grad 1204/832, _key_grad 1212/1220, _query_grad 284/348; earlier still, with
-per-element cos / sin and 4 warps up to d = 32, 8 specialisations spilled.)
+_qbar 32-48 registers, _reduce 80-164, _combine 32-80, _apply 31-80, _reduce_grad 128-248,
+_combine_grad 23-64, _key_grad 32-220, _dqbar 15, _query_grad 64-255. (Before, at block_n 64
+for every dtype, float32 d = 64 inline spilled: _reduce_grad 1204/832, _key_grad 1212/1220,
+_query_grad 284/348; earlier still, with per-element cos / sin and 4 warps up to d = 32, 8
+specialisations spilled.)
 """
 from __future__ import annotations
 
@@ -150,8 +151,6 @@ def linear_attention_op(
     from . import triton_linear_attention as kernels
     problem = kernels.problem(q, variant, _hw(rope_hw), eps)
     y, stats = kernels.forward(q, k, v, problem, _launch(block_n, chunks, num_warps))
-    if not problem.softmax:  # qbar is unused and left unset there: an op's outputs must be defined
-        stats[3].zero_()
     return [y, *stats]
 
 

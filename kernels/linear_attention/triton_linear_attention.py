@@ -13,15 +13,21 @@ w_j (softmax alpha_j for rala, 1/N otherwise):
 
 (rala's N alpha_j and its 1/N cancel exactly.) Kernels, all with fp32 accumulation:
 
-    _qbar_kernel        rala only: per-chunk sums of phi(q) -> qbar
-    _reduce_kernel      per-chunk partial kv / kbar / vbar (rala: online softmax max and sum)
-    _apply_kernel       Y, one program per (batch*head, token block)
-    _reduce_grad_kernel per-chunk partial dkv / dkbar / dvbar from dY (mala, inline, d <= 32: and dQ)
-    _key_grad_kernel    dK, dV per token block (rala: also partial d qbar)
-    _query_grad_kernel  dQ per token block (rala, and d = 64)
+    _qbar_kernel         rala only: per-chunk sums of phi(q)
+    _reduce_kernel       per-chunk partial kv / kbar / vbar (rala: qbar from _qbar's partials, online
+                         softmax max and sum)
+    _combine_kernel      one program per (batch, head): the chunks merged into kv, kbar, vbar, qbar,
+                         softmax max and sum (the statistics the backward reuses)
+    _apply_kernel        Y, one program per (batch*head, token block)
+    _reduce_grad_kernel  per-chunk partial dkv / dkbar / dvbar from dY (mala, inline, d <= 32: and dQ)
+    _combine_grad_kernel dkv, dkbar, dvbar summed over the chunks; rala: cbar
+    _key_grad_kernel     dK, dV per token block (rala: also partial d qbar)
+    _dqbar_kernel        rala: d qbar summed over _key_grad's blocks
+    _query_grad_kernel   dQ per token block (rala, and d = 64)
 
 Reductions are split into token chunks so that small batch*heads still fill the
-GPU; the few partials are combined in PyTorch. RoPE cos/sin are gathered per tile
+GPU; the chunks' partials are merged by the small combine kernels (no PyTorch op
+runs between the launches). RoPE cos/sin are gathered per tile
 from a (2, max(H, W), d) table computed once per grid (`rope_table`), not
 evaluated per element; phi, RoPE, the re-weighting and the normalisers are
 recomputed in the backward rather than stored. Inputs may have any strides. Offsets that
@@ -156,6 +162,15 @@ def _query_grad_terms(raw_q, cos, sin, kv, kbar, dp, dt, dqbar,
     return dq * _phi_grad(raw_q, ELU)
 
 
+@triton.jit
+def _sum_parts(PART, bh, n_parts, offs_d, D: tl.constexpr):
+    """sum_c PART[bh, c, :] of a (B*H, n_parts, D) float32 buffer, in chunk order."""
+    acc = tl.zeros((D,), tl.float32)
+    for c in range(n_parts):
+        acc += tl.load(PART + (bh * n_parts + c) * D + offs_d)
+    return acc
+
+
 # ----------------------------------------------------------------------------- forward kernels
 
 @triton.jit
@@ -174,17 +189,18 @@ def _qbar_kernel(Q, PART, sq_b, sq_h, sq_n, sq_d, H, N, blocks_per_chunk, n_bloc
 
 
 @triton.jit
-def _reduce_kernel(K, V, QBAR, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART,
+def _reduce_kernel(K, V, QBAR_PART, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART,
                    sk_b, sk_h, sk_n, sk_d, sv_b, sv_h, sv_n, sv_d,
                    H, N, W, ROPE_TAB, n_pos, blocks_per_chunk, n_blocks, n_chunks, scale,
                    D: tl.constexpr, BN: tl.constexpr, ELU: tl.constexpr, ROPE: tl.constexpr,
                    SOFTMAX: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Partial kv, kbar, vbar sums over one token chunk; with SOFTMAX, weighted by
-    exp(logit - running max) and rescaled as the max grows (online softmax)."""
+    exp(logit - running max) and rescaled as the max grows (online softmax), the mean query
+    summed from _qbar's partials first (as _combine sums them)."""
     bh, chunk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # int64 offsets
     offs_d = tl.arange(0, D)
     if SOFTMAX:
-        qbar = tl.load(QBAR + bh * D + offs_d)
+        qbar = _sum_parts(QBAR_PART, bh, n_chunks, offs_d, D) / N
     acc_kv = tl.zeros((D, D), tl.float32)
     acc_k = tl.zeros((D,), tl.float32)
     acc_v = tl.zeros((D,), tl.float32)
@@ -222,6 +238,51 @@ def _reduce_kernel(K, V, QBAR, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART
     if SOFTMAX:
         tl.store(MAX_PART + part, run_max)
         tl.store(SUM_PART + part, run_sum)
+
+
+@triton.jit
+def _combine_kernel(KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART, QBAR_PART,
+                    KV, KBAR, VBAR, QBAR, MAX, SUM, N, n_chunks,
+                    D: tl.constexpr, SOFTMAX: tl.constexpr):
+    """The statistics of one (batch, head) from its chunks' partials: kv, kbar (softmax: each
+    chunk rescaled by exp(chunk max - max), divided by the weights' sum; else divided by N),
+    vbar = sum / N, and qbar, max, sum (rala; else 0, 0, 1: op outputs must be defined)."""
+    bh = tl.program_id(0).to(tl.int64)
+    offs_d = tl.arange(0, D)
+    kv_offs = offs_d[:, None] * D + offs_d[None, :]
+    kv = tl.zeros((D, D), tl.float32)
+    kbar = tl.zeros((D,), tl.float32)
+    vbar = _sum_parts(VBAR_PART, bh, n_chunks, offs_d, D) / N
+    if SOFTMAX:
+        row_max = tl.load(MAX_PART + bh * n_chunks)
+        for c in range(1, n_chunks):
+            row_max = tl.maximum(row_max, tl.load(MAX_PART + bh * n_chunks + c))
+        total = row_max * 0.0
+        for c in range(n_chunks):
+            part = bh * n_chunks + c
+            chunk_scale = tl.exp(tl.load(MAX_PART + part) - row_max)
+            total += tl.load(SUM_PART + part) * chunk_scale
+            kv += tl.load(KV_PART + part * D * D + kv_offs) * chunk_scale
+            kbar += tl.load(KBAR_PART + part * D + offs_d) * chunk_scale
+        kv = kv / total
+        kbar = kbar / total
+        qbar = _sum_parts(QBAR_PART, bh, n_chunks, offs_d, D) / N
+    else:
+        for c in range(n_chunks):
+            part = bh * n_chunks + c
+            kv += tl.load(KV_PART + part * D * D + kv_offs)
+            kbar += tl.load(KBAR_PART + part * D + offs_d)
+        kv = kv / N
+        kbar = kbar / N
+        row_max = 0.0
+        total = 1.0
+        qbar = tl.zeros((D,), tl.float32)
+    tl.store(KV + bh * D * D + kv_offs, kv)
+    tl.store(KBAR + bh * D + offs_d, kbar)
+    tl.store(VBAR + bh * D + offs_d, vbar)
+    tl.store(QBAR + bh * D + offs_d, qbar)
+    tl.store(MAX + bh, row_max)
+    tl.store(SUM + bh, total)
 
 
 @triton.jit
@@ -282,6 +343,35 @@ def _reduce_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_P
     tl.store(DKV_PART + part * D * D + offs_d[:, None] * D + offs_d[None, :], acc_dkv)
     tl.store(DKBAR_PART + part * D + offs_d, acc_dk)
     tl.store(DVBAR_PART + part * D + offs_d, acc_dv)
+
+
+@triton.jit
+def _combine_grad_kernel(DKV_PART, DKBAR_PART, DVBAR_PART, KV, KBAR, DKV, DKBAR, DVBAR, CBAR, n_chunks,
+                         D: tl.constexpr, SOFTMAX: tl.constexpr):
+    """dkv, dkbar, dvbar of one (batch, head): the chunks' partials summed; for rala also
+    cbar = <kv, dkv> + kbar . dkbar, the softmax pull-back's mean sum_j alpha_j (d loss / d alpha_j)."""
+    bh = tl.program_id(0).to(tl.int64)
+    offs_d = tl.arange(0, D)
+    kv_offs = offs_d[:, None] * D + offs_d[None, :]
+    dkv = tl.zeros((D, D), tl.float32)
+    for c in range(n_chunks):
+        dkv += tl.load(DKV_PART + (bh * n_chunks + c) * D * D + kv_offs)
+    dkbar = _sum_parts(DKBAR_PART, bh, n_chunks, offs_d, D)
+    tl.store(DKV + bh * D * D + kv_offs, dkv)
+    tl.store(DKBAR + bh * D + offs_d, dkbar)
+    tl.store(DVBAR + bh * D + offs_d, _sum_parts(DVBAR_PART, bh, n_chunks, offs_d, D))
+    if SOFTMAX:
+        kv = tl.load(KV + bh * D * D + kv_offs)
+        kbar = tl.load(KBAR + bh * D + offs_d)
+        tl.store(CBAR + bh, tl.sum(tl.sum(kv * dkv, axis=1), axis=0) + tl.sum(kbar * dkbar, axis=0))
+
+
+@triton.jit
+def _dqbar_kernel(DQBAR_PART, DQBAR, n_blocks, D: tl.constexpr):
+    """rala's d qbar of one (batch, head): the sum of _key_grad's per-block partials."""
+    bh = tl.program_id(0).to(tl.int64)
+    offs_d = tl.arange(0, D)
+    tl.store(DQBAR + bh * D + offs_d, _sum_parts(DQBAR_PART, bh, n_blocks, offs_d, D))
 
 
 @triton.jit
@@ -412,6 +502,7 @@ def problem(q: torch.Tensor, variant: str, rope_hw, eps: float) -> _Problem:
 
 
 _ROPE_TABLES: dict = {}
+_COMBINE_WARPS = 4  # one program per (batch, head) over a d x d tile: 4096 floats at d = 64
 
 
 def rope_table(p: _Problem, device: torch.device) -> torch.Tensor:
@@ -459,39 +550,29 @@ def forward(q, k, v, p: _Problem, cfg: LaunchConfig):
     per_chunk, chunks = _split(n_blocks, bh, cfg, q.device)
     f32 = dict(device=q.device, dtype=torch.float32)
     tab = rope_table(p, q.device)
-    qbar = torch.empty(bh, d, **f32)
-    if p.softmax:
-        part = torch.empty(bh, chunks, d, **f32)
-        _qbar_kernel[(bh, chunks)](q, part, *q.stride(), h, n, per_chunk, n_blocks, chunks,
-                                   D=d, BN=bn, num_warps=cfg.warps(d, p.dot_precision))
-        qbar = part.sum(1) / n
     kv_part = torch.empty(bh, chunks, d, d, **f32)
-    kbar_part = torch.empty(bh, chunks, d, **f32)
-    vbar_part = torch.empty(bh, chunks, d, **f32)
-    max_part = torch.zeros(bh, chunks, **f32)
-    sum_part = torch.ones(bh, chunks, **f32)
+    kbar_part, vbar_part, qbar_part = (torch.empty(bh, chunks, d, **f32) for _ in range(3))
+    max_part, sum_part = torch.empty(bh, chunks, **f32), torch.empty(bh, chunks, **f32)
+    warps = cfg.warps(d, p.dot_precision)
+    if p.softmax:
+        _qbar_kernel[(bh, chunks)](q, qbar_part, *q.stride(), h, n, per_chunk, n_blocks, chunks,
+                                   D=d, BN=bn, num_warps=warps)
     _reduce_kernel[(bh, chunks)](
-        k, v, qbar, kv_part, kbar_part, vbar_part, max_part, sum_part, *k.stride(), *v.stride(),
+        k, v, qbar_part, kv_part, kbar_part, vbar_part, max_part, sum_part, *k.stride(), *v.stride(),
         h, n, p.width, tab, tab.shape[1], per_chunk, n_blocks, chunks, p.scale,
-        D=d, BN=bn, ELU=p.elu, ROPE=p.rope, SOFTMAX=p.softmax, DOT_PRECISION=p.dot_precision,
-        num_warps=cfg.warps(d, p.dot_precision))
-    vbar = vbar_part.sum(1) / n
-    if p.softmax:  # merge the chunks' online-softmax states
-        row_max = max_part.max(1).values
-        chunk_scale = torch.exp(max_part - row_max[:, None])
-        total = (sum_part * chunk_scale).sum(1)
-        kv = (kv_part * chunk_scale[:, :, None, None]).sum(1) / total[:, None, None]
-        kbar = (kbar_part * chunk_scale[:, :, None]).sum(1) / total[:, None]
-    else:
-        row_max, total = max_part[:, 0], sum_part[:, 0]
-        kv, kbar = kv_part.sum(1) / n, kbar_part.sum(1) / n
+        D=d, BN=bn, ELU=p.elu, ROPE=p.rope, SOFTMAX=p.softmax, DOT_PRECISION=p.dot_precision, num_warps=warps)
+    kv = torch.empty(bh, d, d, **f32)
+    kbar, vbar, qbar = (torch.empty(bh, d, **f32) for _ in range(3))
+    row_max, total = torch.empty(bh, **f32), torch.empty(bh, **f32)
+    _combine_kernel[(bh,)](kv_part, kbar_part, vbar_part, max_part, sum_part, qbar_part,
+                           kv, kbar, vbar, qbar, row_max, total, n, chunks, D=d, SOFTMAX=p.softmax,
+                           num_warps=_COMBINE_WARPS)
     y = _output_like(q, q.dtype)
     _apply_kernel[(bh, n_blocks)](
         q, y, kv, kbar, vbar, *q.stride(), *y.stride(), h, n, p.width, tab, tab.shape[1], p.scale, p.eps,
         D=d, BN=bn, VARIANT=p.variant, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision,
-        num_warps=cfg.warps(d, p.dot_precision))
-    return y, (kv.contiguous(), kbar.contiguous(), vbar.contiguous(), qbar.contiguous(),
-               row_max.contiguous(), total.contiguous())
+        num_warps=warps)
+    return y, (kv, kbar, vbar, qbar, row_max, total)
 
 
 def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
@@ -517,17 +598,23 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
         q, dy, dq, kv, kbar, vbar, dkv_part, dkbar_part, dvbar_part, *q.stride(), *dy.stride(), *dq.stride(),
         h, n, p.width, tab, tab.shape[1], per_chunk, n_blocks, chunks, p.scale, p.eps, VARIANT=p.variant,
         WRITE_DQ=fuse_dq, **common)
-    dkv, dkbar, dvbar = dkv_part.sum(1), dkbar_part.sum(1), dvbar_part.sum(1)
-    # sum_j alpha_j (d loss / d alpha_j): the softmax pull-back's mean, from reduced terms only
-    cbar = (kv * dkv).sum((-1, -2)) + (kbar * dkbar).sum(-1)
-    dqbar_part = torch.zeros(bh, n_blocks if p.softmax else 1, d, **f32)
+    dkv = torch.empty(bh, d, d, **f32)
+    dkbar, dvbar = torch.empty(bh, d, **f32), torch.empty(bh, d, **f32)
+    cbar = torch.empty(bh, **f32)
+    _combine_grad_kernel[(bh,)](dkv_part, dkbar_part, dvbar_part, kv, kbar, dkv, dkbar, dvbar, cbar, chunks,
+                                D=d, SOFTMAX=p.softmax, num_warps=_COMBINE_WARPS)
+    dqbar_part = torch.empty(bh, n_blocks if p.softmax else 1, d, **f32)
     dk, dv = _output_like(k, k.dtype), _output_like(v, v.dtype)
     _key_grad_kernel[(bh, n_blocks)](
         k, v, dk, dv, qbar, row_max, total, dkv, dkbar, dvbar, cbar, dqbar_part,
         *k.stride(), *v.stride(), *dk.stride(), *dv.stride(), h, n, p.width, tab, tab.shape[1], n_blocks, p.scale,
         SOFTMAX=p.softmax, **common)
+    dqbar = dqbar_part[:, 0]  # unread without the softmax
+    if p.softmax:
+        dqbar = torch.empty(bh, d, **f32)
+        _dqbar_kernel[(bh,)](dqbar_part, dqbar, n_blocks, D=d, num_warps=_COMBINE_WARPS)
     if not fuse_dq:
         _query_grad_kernel[(bh, n_blocks)](
-            q, dy, dq, kv, kbar, vbar, dqbar_part.sum(1), *q.stride(), *dy.stride(), *dq.stride(),
+            q, dy, dq, kv, kbar, vbar, dqbar, *q.stride(), *dy.stride(), *dq.stride(),
             h, n, p.width, tab, tab.shape[1], p.scale, p.eps, VARIANT=p.variant, SOFTMAX=p.softmax, **common)
     return dq, dk, dv
