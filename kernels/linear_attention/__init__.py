@@ -33,8 +33,9 @@ spill store / load bytes; rerun after a kernel change): block_n 64, 16 for float
 (FMA "ieee" tl.dot); 4 warps for 16-bit inputs at d = 16, 8 otherwise; RoPE phases gathered from
 a (2, max(H, W), d) table; mala / inline dQ written by _reduce_grad at d <= 32. None of the 100
 launched specialisations spills (float32 d = 64 rala / mala with RoPE among them). Ranges:
-_qbar 32-48 registers, _reduce 80-164, _combine 32-80, _apply 31-80, _reduce_grad 128-248,
-_combine_grad 23-64, _key_grad 32-220, _dqbar 15, _query_grad 64-255. (Before, at block_n 64
+_qbar 32-48 registers, _reduce 80-164, _combine 32-80, _apply 31-64, _reduce_grad 101-255,
+_combine_grad 23-64, _key_grad 32-213, _dqbar 15, _query_grad 48-197 (16-bit inputs multiply
+bf16 / fp16 tl.dot operands: bf16 d = 64 rala + RoPE _reduce_grad 217 -> 187, inline 219 -> 154). (Before, at block_n 64
 for every dtype, float32 d = 64 inline spilled: _reduce_grad 1204/832, _key_grad 1212/1220,
 _query_grad 284/348; earlier still, with per-element cos / sin and 4 warps up to d = 32, 8
 specialisations spilled.)

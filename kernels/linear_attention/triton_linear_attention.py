@@ -11,7 +11,12 @@ w_j (softmax alpha_j for rala, 1/N otherwise):
     mala     a = s (1 + 1 / (s t + eps))       b = -s t
     inline   a = s                             b = 1 - s t
 
-(rala's N alpha_j and its 1/N cancel exactly.) Kernels, all with fp32 accumulation:
+(rala's N alpha_j and its 1/N cancel exactly.) tl.dot operands (`_mm`): float32 inputs multiply
+exactly ("ieee"); bfloat16 / float16 inputs multiply in their own dtype, operands rounded to
+nearest (the loaded v and dY exactly, phi / RoPE / weight products and the fp32 statistics kv,
+dkv once each: relative error <= 2^-8 (bf16) or 2^-11 (fp16) per operand, the reference's own
+rounding of Y to bf16 is 2^-8; float16 dots take dkv / N, a mean, not the N-token sum).
+The statistics stay fp32. Kernels, all with fp32 accumulation:
 
     _qbar_kernel         rala only: per-chunk sums of phi(q)
     _reduce_kernel       per-chunk partial kv / kbar / vbar (rala: qbar from _qbar's partials, online
@@ -41,10 +46,16 @@ import torch
 import triton
 import triton.language as tl
 
+from .._dispatch import triton_interpreted
 from .reference import rope_2d_angles
 
 VARIANT_IDS = {"rala": 0, "mala": 1, "inline": 2}
 SUPPORTED_HEAD_DIMS = (16, 32, 64)
+# tl.dot operands per input dtype (see _mm): float32's exact products, 16-bit inputs' own dtype
+DOT_PRECISIONS = {torch.float32: "ieee", torch.bfloat16: "bf16", torch.float16: "fp16"}
+# Triton 3.6 / 3.8's interpreter has no bfloat16 tl.dot (it multiplies the raw uint16 bits); read
+# once, as Triton reads TRITON_INTERPRET when @triton.jit runs
+_INTERPRETED = tl.constexpr(triton_interpreted())
 
 
 # ----------------------------------------------------------------------------- jit helpers
@@ -87,6 +98,32 @@ def _rotate_every_two(x, BN: tl.constexpr, D: tl.constexpr):
 
 
 @triton.jit
+def _round_to_bf16(x):
+    """fp32 x rounded to the nearest bfloat16 (ties to even), kept in fp32 (finite x): what the
+    GPU's conversion gives; the interpreter's .to(tl.bfloat16) truncates whatever the rounding mode."""
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _mm(a, b, DOT_PRECISION: tl.constexpr):
+    """a @ b of fp32 tiles with fp32 accumulation: "ieee" (float32 inputs) multiplies the fp32
+    values exactly; "bf16" / "fp16" (16-bit inputs) rounds both operands to nearest in the input
+    dtype (the tensor cores' 16-bit products; exact where an operand is a loaded input)."""
+    if DOT_PRECISION == "bf16":
+        if _INTERPRETED:  # the interpreter's bf16 dot multiplies bit patterns: the same products in fp32
+            c = tl.dot(_round_to_bf16(a), _round_to_bf16(b), input_precision="ieee")
+        else:
+            c = tl.dot(a.to(tl.bfloat16, fp_downcast_rounding="rtne"), b.to(tl.bfloat16, fp_downcast_rounding="rtne"))
+    elif DOT_PRECISION == "fp16":
+        c = tl.dot(a.to(tl.float16, fp_downcast_rounding="rtne"), b.to(tl.float16, fp_downcast_rounding="rtne"))
+    else:
+        c = tl.dot(a, b, input_precision="ieee")
+    return c
+
+
+@triton.jit
 def _tile_ptrs(ptr, bh, H, stride_b, stride_h, stride_n, stride_d, tokens, offs_d):
     """Pointers of the (BN, D) tile of rows `tokens` of head bh (= batch * H + head)."""
     base = ptr + (bh // H).to(tl.int64) * stride_b + (bh % H).to(tl.int64) * stride_h
@@ -122,8 +159,8 @@ def _query_terms(Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n
                  ROPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Recompute a query tile's forward terms and, from dY, the apply-phase gradients.
 
-    Returns raw Q, phi(Q), R(phi(Q)), cos, sin, kv, kbar, dP = a dY, dt = d loss / d t, b dY.
-    Rows >= N have dY = 0, hence dP = dt = b dY = 0.
+    Returns raw Q, phi(Q), R(phi(Q)), cos, sin, kv, kbar, dY, a, dt = d loss / d t, b dY
+    (dP = a dY is d loss / d (R(phi(Q)) @ kv)). Rows >= N have dY = 0, hence dt = b dY = 0.
     """
     inside = tokens[:, None] < N
     q_ptrs = _tile_ptrs(Q, bh, H, sq_b, sq_h, sq_n, sq_d, tokens, offs_d)
@@ -141,21 +178,20 @@ def _query_terms(Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n
     kv = tl.load(KV + bh * D * D + offs_d[:, None] * D + offs_d[None, :])
     kbar = tl.load(KBAR + bh * D + offs_d)
     vbar = tl.load(VBAR + bh * D + offs_d)
-    p = tl.dot(rq, kv, input_precision=DOT_PRECISION)
+    p = _mm(rq, kv, DOT_PRECISION)
     t = tl.sum(q * kbar[None, :], axis=1)
     a, b, da, db = _apply_coefficients(t, scale, eps, VARIANT)
-    dp = a[:, None] * dy
     dt = da * tl.sum(dy * p, axis=1) + db * tl.sum(dy * vbar[None, :], axis=1)
-    return raw_q, q, rq, cos, sin, kv, kbar, dp, dt, b[:, None] * dy
+    return raw_q, q, rq, cos, sin, kv, kbar, dy, a, dt, b[:, None] * dy
 
 
 @triton.jit
-def _query_grad_terms(raw_q, cos, sin, kv, kbar, dp, dt, dqbar,
+def _query_grad_terms(raw_q, cos, sin, kv, kbar, dy, a, dt, dqbar,
                       D: tl.constexpr, BN: tl.constexpr, ELU: tl.constexpr, ROPE: tl.constexpr,
                       DOT_PRECISION: tl.constexpr):
-    """dQ = phi'(Q) (R^-1(dP @ kv^T) + dt kbar + dqbar) of one query tile (dqbar: rala's
-    mean-query term, zero otherwise)."""
-    dq = tl.dot(dp, tl.trans(kv), input_precision=DOT_PRECISION)
+    """dQ = phi'(Q) (R^-1(dP @ kv^T) + dt kbar + dqbar) of one query tile, dP @ kv^T = a (dY @ kv^T)
+    (dY, an input, is the exact 16-bit operand; dqbar: rala's mean-query term, zero otherwise)."""
+    dq = a[:, None] * _mm(dy, tl.trans(kv), DOT_PRECISION)
     if ROPE:
         dq = dq * cos - _rotate_every_two(dq, BN, D) * sin
     dq += dt[:, None] * kbar[None, :] + dqbar[None, :]
@@ -228,7 +264,7 @@ def _reduce_kernel(K, V, QBAR_PART, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM
         if ROPE:
             cos, sin = _rope_cos_sin(ROPE_TAB, n_pos, tokens, W, D)
             rk = k * cos + _rotate_every_two(k, BN, D) * sin
-        acc_kv += tl.dot(tl.trans(rk), v, input_precision=DOT_PRECISION)
+        acc_kv += _mm(tl.trans(rk), v, DOT_PRECISION)
         acc_k += tl.sum(k, axis=0)
         acc_v += tl.sum(v, axis=0)
     part = bh * n_chunks + chunk
@@ -306,7 +342,7 @@ def _apply_kernel(Q, Y, KV, KBAR, VBAR, sq_b, sq_h, sq_n, sq_d, sy_b, sy_h, sy_n
     vbar = tl.load(VBAR + bh * D + offs_d)
     t = tl.sum(q * kbar[None, :], axis=1)
     a, b, _, _ = _apply_coefficients(t, scale, eps, VARIANT)
-    y = a[:, None] * tl.dot(rq, kv, input_precision=DOT_PRECISION) + b[:, None] * vbar[None, :]
+    y = a[:, None] * _mm(rq, kv, DOT_PRECISION) + b[:, None] * vbar[None, :]
     tl.store(_tile_ptrs(Y, bh, H, sy_b, sy_h, sy_n, sy_d, tokens, offs_d), y.to(Y.dtype.element_ty), mask=inside)
 
 
@@ -327,16 +363,16 @@ def _reduce_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_P
     acc_dv = tl.zeros((D,), tl.float32)
     for block in range(chunk * blocks_per_chunk, tl.minimum((chunk + 1) * blocks_per_chunk, n_blocks)):
         tokens = block * BN + tl.arange(0, BN)
-        raw_q, q, rq, cos, sin, kv, kbar, dp, dt, b_dy = _query_terms(
+        raw_q, q, rq, cos, sin, kv, kbar, dy, a, dt, b_dy = _query_terms(
             Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n_pos,
             sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
             scale, eps, D, BN, VARIANT, ELU, ROPE, DOT_PRECISION)
         if WRITE_DQ:
-            dq = _query_grad_terms(raw_q, cos, sin, kv, kbar, dp, dt, tl.zeros((D,), tl.float32),
+            dq = _query_grad_terms(raw_q, cos, sin, kv, kbar, dy, a, dt, tl.zeros((D,), tl.float32),
                                    D, BN, ELU, ROPE, DOT_PRECISION)
             tl.store(_tile_ptrs(DQ, bh, H, sdq_b, sdq_h, sdq_n, sdq_d, tokens, offs_d),
                      dq.to(DQ.dtype.element_ty), mask=tokens[:, None] < N)
-        acc_dkv += tl.dot(tl.trans(rq), dp, input_precision=DOT_PRECISION)
+        acc_dkv += _mm(tl.trans(rq * a[:, None]), dy, DOT_PRECISION)  # R(q_i)^T dP_i, dY exact
         acc_dk += tl.sum(dt[:, None] * q, axis=0)
         acc_dv += tl.sum(b_dy, axis=0)
     part = bh * n_chunks + chunk
@@ -400,8 +436,13 @@ def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBA
         weights = tl.exp(logits - tl.load(MAX + bh)) / tl.load(SUM + bh)
     else:
         weights = tl.where(valid, 1.0 / N, 0.0)
-    # g_j = dkv @ v_j is d loss / d R(w_j k_j); pulled back through the rotation of k_j
-    g = tl.dot(v, tl.trans(dkv), input_precision=DOT_PRECISION)
+    # g_j = dkv @ v_j is d loss / d R(w_j k_j); pulled back through the rotation of k_j. dkv, a sum
+    # over N tokens, enters float16 dots as dkv / N (within float16's range)
+    dkv_scale = 1.0
+    if DOT_PRECISION == "fp16":
+        dkv_scale = N * 1.0
+        dkv = dkv / dkv_scale
+    g = _mm(v, tl.trans(dkv), DOT_PRECISION) * dkv_scale
     rk = k
     if ROPE:
         cos, sin = _rope_cos_sin(ROPE_TAB, n_pos, tokens, W, D)
@@ -409,7 +450,7 @@ def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBA
         g = g * cos - _rotate_every_two(g, BN, D) * sin
     dk_weighted = g + dkbar[None, :]  # d loss / d (w_j k_j)
     dk = weights[:, None] * dk_weighted
-    dv = weights[:, None] * tl.dot(rk, dkv, input_precision=DOT_PRECISION) + dvbar[None, :] / N
+    dv = (weights * dkv_scale)[:, None] * _mm(rk, dkv, DOT_PRECISION) + dvbar[None, :] / N
     if SOFTMAX:
         # d loss / d alpha_j = k_j . dk_weighted_j; the softmax pull-back subtracts its alpha-mean cbar
         dlogit = weights * (tl.sum(k * dk_weighted, axis=1) - tl.load(CBAR + bh))
@@ -433,7 +474,7 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
     bh, block = tl.program_id(0), tl.program_id(1)
     tokens = block * BN + tl.arange(0, BN)
     offs_d = tl.arange(0, D)
-    raw_q, _, _, cos, sin, kv, kbar, dp, dt, _ = _query_terms(
+    raw_q, _, _, cos, sin, kv, kbar, dy, a, dt, _ = _query_terms(
         Q, DY, KV, KBAR, VBAR, bh, tokens, offs_d, H, N, W, ROPE_TAB, n_pos,
         sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d,
         scale, eps, D, BN, VARIANT, ELU, ROPE, DOT_PRECISION)
@@ -441,7 +482,7 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
         dqbar = tl.load(DQBAR + bh * D + offs_d) / N
     else:
         dqbar = tl.zeros((D,), tl.float32)
-    dq = _query_grad_terms(raw_q, cos, sin, kv, kbar, dp, dt, dqbar, D, BN, ELU, ROPE, DOT_PRECISION)
+    dq = _query_grad_terms(raw_q, cos, sin, kv, kbar, dy, a, dt, dqbar, D, BN, ELU, ROPE, DOT_PRECISION)
     tl.store(_tile_ptrs(DQ, bh, H, sdq_b, sdq_h, sdq_n, sdq_d, tokens, offs_d), dq.to(DQ.dtype.element_ty),
              mask=tokens[:, None] < N)
 
@@ -498,7 +539,7 @@ def problem(q: torch.Tensor, variant: str, rope_hw, eps: float) -> _Problem:
     return _Problem(
         variant=VARIANT_IDS[variant], heads=q.shape[1], n_tokens=q.shape[2], head_dim=d,
         width=1 if rope_hw is None else int(rope_hw[1]), rope=rope_hw is not None, scale=d ** -0.5,
-        eps=float(eps), dot_precision="ieee" if q.dtype == torch.float32 else "tf32")
+        eps=float(eps), dot_precision=DOT_PRECISIONS[q.dtype])
 
 
 _ROPE_TABLES: dict = {}

@@ -3,7 +3,8 @@
 - the reference against the specs' equivalent N x N weight formulations (float64),
   RoPE against the spec's pair formula, gradcheck in float64;
 - the Triton path (on CPU under TRITON_INTERPRET=1, see kernel_checks.py) against the
-  reference: output and every input gradient, all variants, float32 and bfloat16,
+  reference: output and every input gradient, all variants, float32, bfloat16 and float16
+  (16-bit inputs multiply as 16-bit tl.dot operands: the tolerance note in test_triton_matches_reference),
   N not a multiple of the block, several chunks, d in {16, 32, 64}, channels-first
   strided views, with and without RoPE;
 - dispatch and input errors (the benchmark's smoke run: test_bench_smoke.py).
@@ -163,7 +164,10 @@ MAIN_CASES = [("rala", (7, 11)), ("rala", None), ("mala", (7, 11)), ("mala", Non
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("variant, rope_hw", MAIN_CASES)
 def test_triton_matches_reference(variant, rope_hw, dtype):
-    # N = 77 in blocks of 32: three blocks (the last ragged) in two chunks
+    # N = 77 in blocks of 32: three blocks (the last ragged) in two chunks. bfloat16: the tl.dot
+    # operands are rounded to bfloat16 (relative error <= u = 2^-8 each, fp32 accumulation); a
+    # d-term product's error is about u sqrt(2/3) / sqrt(d) of its magnitude, times the
+    # cancellation of the two terms of Y = a P + b vbar (mala: about 1 + s t), within RATIO's 1e-2
     check_triton_against_reference(variant, rope_hw, (1, 2, 77, 16), dtype, block_n=32, chunks=2)
 
 
@@ -306,6 +310,29 @@ def test_triton_path_launches_only_kernels(monkeypatch):
         with TorchOps():
             kernels.backward(q, q, q, q, stats, p, cfg)
         assert launched == bwd, variant
+
+
+@needs_triton
+def test_triton_bf16_operands_round_to_nearest(monkeypatch):
+    """16-bit inputs multiply in their own dtype (fp32 accumulation); under the interpreter, whose
+    bfloat16 tl.dot multiplies bit patterns and whose casts truncate, _mm rounds the operands to
+    the nearest bfloat16 in fp32 instead: exactly torch's (the GPU's) rounding."""
+    import triton
+    import triton.language as tl
+
+    from zoo.kernels.linear_attention import triton_linear_attention as kernels
+
+    monkeypatch.setitem(globals(), "_round_to_bf16", kernels._round_to_bf16)  # a jit body sees module globals
+
+    @triton.jit
+    def rounded(X, Y, N: tl.constexpr):
+        tl.store(Y + tl.arange(0, N), _round_to_bf16(tl.load(X + tl.arange(0, N))))  # noqa: F821
+
+    x = torch.randn(4096, generator=torch.Generator().manual_seed(0)).to(DEVICE) * 3
+    x[:4] = torch.tensor([1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 0.0])  # ties go to even
+    y = torch.empty_like(x)
+    rounded[(1,)](x, y, N=4096)
+    assert torch.equal(y, x.bfloat16().float())
 
 
 @needs_triton
