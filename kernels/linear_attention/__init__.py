@@ -27,18 +27,12 @@ Q kv, 2 N d^2 each, plus one (rala: two) per-token d-vector dot products of the
 normalisers, 2 N d each: rala 4 N d^2 + 4 N d; mala and inline 4 N d^2 + 2 N d.
 The backward counts twice the forward (each product has two input gradients).
 
-sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
-`aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
-spill store / load bytes; rerun after a kernel change): block_n 64, 16 for float32 at d = 64
-(FMA "ieee" tl.dot); 4 warps for 16-bit inputs at d = 16, 8 otherwise; RoPE phases gathered from
-a (2, max(H, W), d) table; mala / inline dQ written by _reduce_grad at d <= 32. None of the 100
-launched specialisations spills (float32 d = 64 rala / mala with RoPE among them). Ranges:
-_qbar 32-48 registers, _reduce 80-164, _combine 32-80, _apply 31-64, _reduce_grad 101-255,
-_combine_grad 23-64, _key_grad 32-213, _dqbar 15, _query_grad 48-197 (16-bit inputs multiply
-bf16 / fp16 tl.dot operands: bf16 d = 64 rala + RoPE _reduce_grad 217 -> 187, inline 219 -> 154). (Before, at block_n 64
-for every dtype, float32 d = 64 inline spilled: _reduce_grad 1204/832, _key_grad 1212/1220,
-_query_grad 284/348; earlier still, with per-element cos / sin and 4 warps up to d = 32, 8
-specialisations spilled.)
+Launch configuration: `block_n` (tokens per tile), `chunks` and `num_warps` of the op; None (the
+default) picks the tile by dtype and d and lets Triton autotune warps and pipeline stages on the
+GPU among candidates that all compile spill-free for sm_90. The kernels, their launches and
+passes per call and the sm_90 registers of every candidate are listed in
+`triton_linear_attention.py` (`tests/kernels/test_compile_sm90.py` / `aot_compile.py` recompile
+them; rerun after a kernel change).
 """
 from __future__ import annotations
 

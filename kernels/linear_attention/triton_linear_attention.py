@@ -37,15 +37,51 @@ from a (2, max(H, W), d) table computed once per grid (`rope_table`), not
 evaluated per element; phi, RoPE, the re-weighting and the normalisers are
 recomputed in the backward rather than stored. Inputs may have any strides. Offsets that
 combine a program id with a stride or size are int64 (tensors over 2^31 elements).
+
+Launches per call (B*H > 0; before the combine kernels the chunk merges ran as PyTorch ops, with
+zeros / ones fills and .contiguous() copies) and passes over the (B, H, N, d) tensors (each read
+or write of q, k, v, y / dy, dq, dk, dv counts one; unchanged, the combines touch only the
+B*H x chunks x d^2 partials):
+
+                          launches old -> new    passes
+    forward  rala         20 -> 4                5  (_qbar q; _reduce k, v; _apply q, y)
+             mala/inline  13 -> 3                4
+    backward rala         13 -> 5                9  (_reduce_grad q, dy; _key_grad k, v, dk, dv;
+                                                     _query_grad q, dy, dq)
+             mala/inline  11 -> 3 (d <= 32)      7  (_reduce_grad q, dy, dq; _key_grad)
+                          13 -> 4 (d = 64)       9
+
+Launch configurations: block_n 64 tokens, 16 for float32 at d = 64; warps and pipeline stages
+autotuned on the GPU among the *_CONFIGS below (or fixed by LaunchConfig.num_warps); the combine
+kernels 4 warps. sm_90 registers per thread (Triton 3.8.0 and its ptxas, no GPU:
+tests/kernels/aot_compile.py, every candidate config of every recorded case, 183
+specialisations), min-max over variants, RoPE and candidates; none spills (0/0 bytes):
+
+                     fp32 d=16  fp32 d=32  fp32 d=64  fp16 d=16  fp16 d=32  bf16 d=32  bf16 d=64
+    _qbar                   32      32-56      32-48         32          -          -      48-56
+    _reduce             80-102    164-168    103-128    100-102        128         80     95-137
+    _combine                32      32-44      64-80         32      32-44      32-44      64-80
+    _apply               31-44      32-68     32-126      34-54      38-56      32-56     38-112
+    _reduce_grad        99-255        169    108-128        129        206    198-201    128-197
+    _combine_grad           23      30-32      58-64         23      30-32      30-32      58-64
+    _key_grad            32-80         79     62-188         71         87         51     75-213
+    _dqbar                  15         15         15         15         15         15         15
+    _query_grad          48-64         89    165-197         56          -          -     64-158
+
+(Before this: block_n 64 for float32 at d = 64 spilled _reduce_grad 1204/832, _key_grad
+1212/1220, _query_grad 284/348 bytes; tf32 dots for 16-bit inputs took more registers, e.g. bf16
+d = 64 rala + RoPE _reduce_grad 217 -> 187, inline _reduce_grad 219 -> 154, _query_grad 123 -> 64.)
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
+from .._autotune import autotune, base_jit_function
 from .._dispatch import triton_interpreted
 from .reference import rope_2d_angles
 
@@ -56,6 +92,20 @@ DOT_PRECISIONS = {torch.float32: "ieee", torch.bfloat16: "bf16", torch.float16: 
 # Triton 3.6 / 3.8's interpreter has no bfloat16 tl.dot (it multiplies the raw uint16 bits); read
 # once, as Triton reads TRITON_INTERPRET when @triton.jit runs
 _INTERPRETED = tl.constexpr(triton_interpreted())
+
+# Autotuned on the GPU: warps and pipeline stages, per token count, heads, chunk count, the kernel's
+# constexprs and the dtypes (Triton adds the tensors' dtypes to the key). The token tile (block_n)
+# is not: it sets how many partials the chunked reductions and rala's d qbar write, and float32's
+# FMA dot at d = 64 compiles spill-free only at 16 tokens and 8 warps. Every candidate compiles
+# spill-free for sm_90 in every recorded case (tests/kernels/test_compile_sm90.py); of 4 / 8 / 16
+# warps x 2 / 3 stages, 4 warps spill in _reduce (float32), _reduce_grad, _key_grad, _query_grad
+# (bfloat16 d = 64 too, e.g. _key_grad + RoPE 400 bytes) and 16 warps in all four (float32), so
+# those keep 8 warps and tune the stages of their token loops (_key_grad / _query_grad: one config).
+_LOOP_CONFIGS = [triton.Config({}, num_warps=8, num_stages=st) for st in (3, 2)]
+_QBAR_CONFIGS = [triton.Config({}, num_warps=w, num_stages=st) for w in (8, 4) for st in (3, 2)]
+_APPLY_CONFIGS = [triton.Config({}, num_warps=w) for w in (8, 4, 16)]
+_GRAD_CONFIGS = [triton.Config({}, num_warps=8)]
+_KEY = ["N", "H", "D", "BN"]
 
 
 # ----------------------------------------------------------------------------- jit helpers
@@ -209,6 +259,7 @@ def _sum_parts(PART, bh, n_parts, offs_d, D: tl.constexpr):
 
 # ----------------------------------------------------------------------------- forward kernels
 
+@autotune(_QBAR_CONFIGS, key=_KEY + ['n_chunks'])
 @triton.jit
 def _qbar_kernel(Q, PART, sq_b, sq_h, sq_n, sq_d, H, N, blocks_per_chunk, n_blocks, n_chunks,
                  D: tl.constexpr, BN: tl.constexpr):
@@ -224,6 +275,7 @@ def _qbar_kernel(Q, PART, sq_b, sq_h, sq_n, sq_d, H, N, blocks_per_chunk, n_bloc
     tl.store(PART + (bh * n_chunks + chunk) * D + offs_d, acc)
 
 
+@autotune(_LOOP_CONFIGS, key=_KEY + ['n_chunks', 'ELU', 'ROPE', 'SOFTMAX', 'DOT_PRECISION'])
 @triton.jit
 def _reduce_kernel(K, V, QBAR_PART, KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART,
                    sk_b, sk_h, sk_n, sk_d, sv_b, sv_h, sv_n, sv_d,
@@ -321,6 +373,7 @@ def _combine_kernel(KV_PART, KBAR_PART, VBAR_PART, MAX_PART, SUM_PART, QBAR_PART
     tl.store(SUM + bh, total)
 
 
+@autotune(_APPLY_CONFIGS, key=_KEY + ['VARIANT', 'ROPE', 'DOT_PRECISION'])
 @triton.jit
 def _apply_kernel(Q, Y, KV, KBAR, VBAR, sq_b, sq_h, sq_n, sq_d, sy_b, sy_h, sy_n, sy_d,
                   H, N, W, ROPE_TAB, n_pos, scale, eps,
@@ -348,6 +401,7 @@ def _apply_kernel(Q, Y, KV, KBAR, VBAR, sq_b, sq_h, sq_n, sq_d, sy_b, sy_h, sy_n
 
 # ----------------------------------------------------------------------------- backward kernels
 
+@autotune(_LOOP_CONFIGS, key=_KEY + ['n_chunks', 'VARIANT', 'ROPE', 'WRITE_DQ', 'DOT_PRECISION'])
 @triton.jit
 def _reduce_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DKV_PART, DKBAR_PART, DVBAR_PART,
                         sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d, sdq_b, sdq_h, sdq_n, sdq_d,
@@ -410,6 +464,7 @@ def _dqbar_kernel(DQBAR_PART, DQBAR, n_blocks, D: tl.constexpr):
     tl.store(DQBAR + bh * D + offs_d, _sum_parts(DQBAR_PART, bh, n_blocks, offs_d, D))
 
 
+@autotune(_GRAD_CONFIGS, key=_KEY + ['ELU', 'ROPE', 'SOFTMAX', 'DOT_PRECISION'])
 @triton.jit
 def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBAR_PART,
                      sk_b, sk_h, sk_n, sk_d, sv_b, sv_h, sv_n, sv_d,
@@ -463,6 +518,7 @@ def _key_grad_kernel(K, V, DK, DV, QBAR, MAX, SUM, DKV, DKBAR, DVBAR, CBAR, DQBA
              mask=valid[:, None])
 
 
+@autotune(_GRAD_CONFIGS, key=_KEY + ['VARIANT', 'ROPE', 'SOFTMAX', 'DOT_PRECISION'])
 @triton.jit
 def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
                        sq_b, sq_h, sq_n, sq_d, so_b, so_h, so_n, so_d, sdq_b, sdq_h, sdq_n, sdq_d,
@@ -493,11 +549,11 @@ def _query_grad_kernel(Q, DY, DQ, KV, KBAR, VBAR, DQBAR,
 class LaunchConfig:
     """Tile and split sizes. `block_n`: tokens per tile (>= 16, power of two; None picks 16 for
     float32 at d = 64, 64 otherwise); `chunks`: token chunks per (batch, head) in the reductions
-    (None: enough to fill the device); `num_warps`: None picks 4 for 16-bit inputs at d = 16, 8
-    otherwise. (ptxas for sm_90: float32's FMA-based "ieee" tl.dot holds a d-long slice of both
-    operands per thread; at d = 64 every backward kernel spills with 64 or 32 token tiles at 4, 8 or
-    16 warps, and 16 tokens at 8 warps is the one spill-free combination. With 4 warps the ieee dot
-    spills in _reduce from d = 16 and at d = 32 in the backward.)"""
+    (None: enough to fill the device); `num_warps`: None lets the autotuner pick warps and stages
+    of the six main kernels (the *_CONFIGS candidates); a value launches them with it.
+    (ptxas for sm_90: float32's FMA-based "ieee" tl.dot holds a d-long slice of both operands per
+    thread; at d = 64 every backward kernel spills with 64 or 32 token tiles at 4, 8 or 16 warps,
+    and 16 tokens at 8 warps is the one spill-free combination.)"""
     block_n: int | None = None
     chunks: int | None = None
     num_warps: int | None = None
@@ -509,8 +565,11 @@ class LaunchConfig:
     def block(self, head_dim: int, dot_precision: str) -> int:
         return self.block_n or (16 if head_dim >= 64 and dot_precision == "ieee" else 64)
 
-    def warps(self, head_dim: int, dot_precision: str) -> int:
-        return self.num_warps or (4 if head_dim <= 16 and dot_precision != "ieee" else 8)
+    def launch(self, kernel, grid):
+        """kernel[grid]: autotuned, or with num_warps fixed (the jit function inside the autotuner)."""
+        if self.num_warps is None:
+            return kernel[grid]
+        return functools.partial(base_jit_function(kernel)[grid], num_warps=self.num_warps)
 
 
 @dataclass(frozen=True)
@@ -594,14 +653,13 @@ def forward(q, k, v, p: _Problem, cfg: LaunchConfig):
     kv_part = torch.empty(bh, chunks, d, d, **f32)
     kbar_part, vbar_part, qbar_part = (torch.empty(bh, chunks, d, **f32) for _ in range(3))
     max_part, sum_part = torch.empty(bh, chunks, **f32), torch.empty(bh, chunks, **f32)
-    warps = cfg.warps(d, p.dot_precision)
     if p.softmax:
-        _qbar_kernel[(bh, chunks)](q, qbar_part, *q.stride(), h, n, per_chunk, n_blocks, chunks,
-                                   D=d, BN=bn, num_warps=warps)
-    _reduce_kernel[(bh, chunks)](
+        cfg.launch(_qbar_kernel, (bh, chunks))(q, qbar_part, *q.stride(), h, n, per_chunk, n_blocks, chunks,
+                                               D=d, BN=bn)
+    cfg.launch(_reduce_kernel, (bh, chunks))(
         k, v, qbar_part, kv_part, kbar_part, vbar_part, max_part, sum_part, *k.stride(), *v.stride(),
         h, n, p.width, tab, tab.shape[1], per_chunk, n_blocks, chunks, p.scale,
-        D=d, BN=bn, ELU=p.elu, ROPE=p.rope, SOFTMAX=p.softmax, DOT_PRECISION=p.dot_precision, num_warps=warps)
+        D=d, BN=bn, ELU=p.elu, ROPE=p.rope, SOFTMAX=p.softmax, DOT_PRECISION=p.dot_precision)
     kv = torch.empty(bh, d, d, **f32)
     kbar, vbar, qbar = (torch.empty(bh, d, **f32) for _ in range(3))
     row_max, total = torch.empty(bh, **f32), torch.empty(bh, **f32)
@@ -609,10 +667,9 @@ def forward(q, k, v, p: _Problem, cfg: LaunchConfig):
                            kv, kbar, vbar, qbar, row_max, total, n, chunks, D=d, SOFTMAX=p.softmax,
                            num_warps=_COMBINE_WARPS)
     y = _output_like(q, q.dtype)
-    _apply_kernel[(bh, n_blocks)](
+    cfg.launch(_apply_kernel, (bh, n_blocks))(
         q, y, kv, kbar, vbar, *q.stride(), *y.stride(), h, n, p.width, tab, tab.shape[1], p.scale, p.eps,
-        D=d, BN=bn, VARIANT=p.variant, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision,
-        num_warps=warps)
+        D=d, BN=bn, VARIANT=p.variant, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision)
     return y, (kv, kbar, vbar, qbar, row_max, total)
 
 
@@ -628,14 +685,13 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
     dkv_part = torch.empty(bh, chunks, d, d, **f32)
     dkbar_part = torch.empty(bh, chunks, d, **f32)
     dvbar_part = torch.empty(bh, chunks, d, **f32)
-    common = dict(D=d, BN=bn, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision,
-                  num_warps=cfg.warps(d, p.dot_precision))
+    common = dict(D=d, BN=bn, ELU=p.elu, ROPE=p.rope, DOT_PRECISION=p.dot_precision)
     dq = _output_like(q, q.dtype)
     # mala / inline dQ needs no reduced term: written by _reduce_grad (one launch and one pass over
     # q and dy fewer) where that stays spill-free on sm_90, d <= 32; at d = 64 fusing made bf16
     # mala spill 60-72 bytes and float32 inline 1328, so _query_grad writes it there
     fuse_dq = not p.softmax and d <= 32
-    _reduce_grad_kernel[(bh, chunks)](
+    cfg.launch(_reduce_grad_kernel, (bh, chunks))(
         q, dy, dq, kv, kbar, vbar, dkv_part, dkbar_part, dvbar_part, *q.stride(), *dy.stride(), *dq.stride(),
         h, n, p.width, tab, tab.shape[1], per_chunk, n_blocks, chunks, p.scale, p.eps, VARIANT=p.variant,
         WRITE_DQ=fuse_dq, **common)
@@ -646,7 +702,7 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
                                 D=d, SOFTMAX=p.softmax, num_warps=_COMBINE_WARPS)
     dqbar_part = torch.empty(bh, n_blocks if p.softmax else 1, d, **f32)
     dk, dv = _output_like(k, k.dtype), _output_like(v, v.dtype)
-    _key_grad_kernel[(bh, n_blocks)](
+    cfg.launch(_key_grad_kernel, (bh, n_blocks))(
         k, v, dk, dv, qbar, row_max, total, dkv, dkbar, dvbar, cbar, dqbar_part,
         *k.stride(), *v.stride(), *dk.stride(), *dv.stride(), h, n, p.width, tab, tab.shape[1], n_blocks, p.scale,
         SOFTMAX=p.softmax, **common)
@@ -655,7 +711,7 @@ def backward(q, k, v, dy, stats, p: _Problem, cfg: LaunchConfig):
         dqbar = torch.empty(bh, d, **f32)
         _dqbar_kernel[(bh,)](dqbar_part, dqbar, n_blocks, D=d, num_warps=_COMBINE_WARPS)
     if not fuse_dq:
-        _query_grad_kernel[(bh, n_blocks)](
+        cfg.launch(_query_grad_kernel, (bh, n_blocks))(
             q, dy, dq, kv, kbar, vbar, dqbar, *q.stride(), *dy.stride(), *dq.stride(),
             h, n, p.width, tab, tab.shape[1], p.scale, p.eps, VARIANT=p.variant, SOFTMAX=p.softmax, **common)
     return dq, dk, dv

@@ -59,7 +59,8 @@ def _cases():
     # linear attention: every (variant, RoPE) flag combination in fp32 d=16 (token-minor views, the
     # channels-first models' layout) and bf16 d=64 (contiguous), the head-dim tests' mixes, fp16.
     # chunks=2: several chunks as on a GPU (on CPU `_split` would pick 1); block_n and num_warps stay
-    # the defaults the models launch with.
+    # the defaults the models launch with (None: the tile by dtype and d, every autotune candidate
+    # recorded).
     def linear_attention_case(variant, rope_hw, d, dtype, layout):
         def run():
             import zoo.kernels.linear_attention  # noqa: F401 - defines torch.ops.zoo.linear_attention
