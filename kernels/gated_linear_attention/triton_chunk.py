@@ -1,34 +1,75 @@
-"""Triton kernels for bidirectional gated linear attention, chunked, forward and backward.
+"""Triton kernels for bidirectional gated linear attention, parallel over chunks, forward and backward.
 
-The function is `reference.bigla_chunked`. One program per (batch·head,
-direction): the forward scan walks the chunks of the sequence in order, the backward scan
-walks them from the end, loading each chunk with reversed token order so that the two
-scans run the same code (the backward scan on the reversed sequence is a causal scan
-whose inclusive gate cumsum is the definition's exclusive one). q, k, v and the gates are
-read in place with their strides, in the model's (B, N, H, D) layout: no flipped copies,
-no concatenated batch as in the official train path.
+The function is `reference.bigla_chunked`. The sequence is cut into chunks of BT = 64 tokens (the
+last one ragged), each chunk into NC = BT / BC sub-chunks of BC = 16 tokens. Both scans work in
+memory order on the same chunks: the forward scan (gates a_f) runs left to right, the backward
+scan (gates a_b) right to left, so one program can sum the two directions of a token.
 
-Per chunk of BT tokens, with A the inclusive cumsum of the chunk's log-decays (fp32):
+Gate exponents, per direction, chunk-local (a the log-decays, <= 0; `cum` the inclusive cumsum
+over a sub-chunk, `tot` its sum, `pre` the sum over the chunk's sub-chunks before it, `T` the
+chunk's sum):
 
-    intra:  o[t] += sum_{s<=t in chunk} (sum_c q[t,c] k[s,c] exp(A[t,c] - A[s,c])) v[s]
-    inter:  o[t] += (q[t] * exp(A[t])) @ S
-    state:  S = exp(A_last) * S + (k * exp(A_last - A))^T @ v
+                                   forward scan (s <= t)        backward scan (s >= t)
+    pair (t, s) of one sub-chunk   cum[t] - cum[s]              excl[s] - excl[t]   (excl = cum - a)
+    query vs the entering state    pre + cum[t]                 T - pre - cum[t] + a[t]
+    key to the chunk's far end     T - pre - cum[s]             pre + excl[s]
+    t-block i, s-block j (i != j)  cum_i[t]  +  pre_i - pre_j - cum_j[s]      (i > j)
+                                   rev_i[t]  +  pre_j - pre_i - tot_i + excl_j[s]   (i < j, rev = tot - excl)
 
-Every exponent is <= 0, so the state and the decays never overflow, whatever the gates
-(the intra-chunk decays are formed per (t, s, c), not factorised as exp(A[t]) exp(-A[s])).
-The state S is a (dk, dv) fp32 tile held in registers for the whole scan; fp32
-accumulation for every input dtype. Each direction writes its own fp32 output / gradient
-slice; the caller sums the two and forms the gate gradients from them:
+Every exponent is a sum of log-decays, <= 0 mathematically, and is clamped to <= 0 before the
+exp (`_decay`), so nothing overflows however strong the gates. Between different sub-chunks the
+decay factorises at the boundary b between them, exp(A_t - A_b) * exp(A_b - A_s), both factors
+<= 1, and the scores are tensor-core dots; inside a sub-chunk the decay is formed per (t, s, c),
+one key column at a time (no (BC, BC, dk) tile in registers).
 
-    dA_t = q_t * dq_t - k_t * dk_t   (per direction, elementwise over dk),
-    da_f = reverse cumsum of dA_f,   da_b = cumsum of dA_b   (memory order).
+Kernels (grid (chunks, B·H) unless said; states S (dk, dv) fp32 in registers and in memory):
 
-The backward pass recomputes everything from q, k, v, the gates and dO (nothing but the
-inputs is saved): a forward walk for dq (state S as above) and a reverse walk for dk, dv
-(state U = sum over later tokens of (q_t * exp(A_t - A_end)) dO_t^T).
+    _states_kernel   per chunk and direction: its contribution to the state, (k * exp(key gate))^T v,
+                     and its total decay T; with GRAD also the gradient state's contribution
+                     (q * exp(query gate))^T dO. Written to h (B·H, chunks, NSEQ, dk, dv) fp32, T to
+                     g (B·H, chunks, 2, dk).
+    _scan_kernel     grid (B·H, NSEQ, dk tiles): the short scan over the chunk states, sequential
+                     over the chunks only, S_entering(c) = exp(T) S + contribution, in place in h.
+                     NSEQ = 2 forward (S_f left to right, S_b right to left); 4 backward, plus the
+                     gradient states U_f (right to left) and U_b (left to right).
+    _output_kernel   o for a chunk: both directions, inter (query-gated q @ S) + intra
+                     (sub-chunk pairs, diagonal sub-chunks) summed in registers, written once in
+                     v's dtype.
+    _grads_kernel    dq, dk, dv, da_f, da_b for a chunk, both directions summed in registers,
+                     written once in the inputs' dtypes. With dA = q * dq - k * dk per direction
+                     (q scaled, dq the gradient of the scaled q), da_f[r] = sum_{t >= r} dA_f[t] and
+                     da_b[r] = sum_{t <= r} dA_b[t]: in-chunk cumsums plus a carry across chunks,
+                     which is read off the scanned states: the sum of dA over the tokens on one
+                     side of a chunk boundary is sum_v S * U at that boundary (the derivative of
+                     the loss by a decay inserted there), so no second scan is needed.
 
-Offsets are int64 (the program ids are widened first): the (2, B, N, H, dv) fp32 buffers pass
-2^31 elements at ViG's large inputs (B=64, N=50176, H=8, dv=64).
+tl.dot: float32 inputs multiply exactly ("ieee"); when q, k, v share a 16-bit dtype the operands are
+rounded to it (to nearest; the states and gated tiles once each, relative error <= 2^-8 for bf16,
+2^-11 for fp16 per operand) with fp32 accumulation. Under the interpreter a bf16 dot multiplies
+bit patterns, so there the operands are rounded to bf16 and multiplied in fp32.
+
+Launches and passes over the (B, N, H, ·) tensors (one pass: every element of one tensor read or
+written once; the states and T are (B·H, N/64, ·), 2 (4) dk·dv fp32 per 64 tokens):
+
+                 launches   tensor passes                                      torch ops after
+    forward      3 (was 1)  states q? no: k, v, a_f, a_b (4); output q, k, v,  none (was 2: the
+                            a_f, a_b read, o written (6): 10 (was 14: 2 x 5      (2, B, N, H, dv)
+                            reads, 2 writes of the fp32 (2, ...) buffer = 4,      fp32 sum and the
+                            sum reads 2 and writes 1, cast reads 1 writes 1)      cast)
+    backward     3 (was 1)  states q, k, v, a_f, a_b, dO (6); grads q, k, v,    none (was ~15)
+                            a_f, a_b, dO read, dq, dk, dv, da_f, da_b written
+                            (11): 17 (was about 111, see below)
+
+Old backward, counted from its code (one program per (b·h, direction) walking twice): the kernel read
+q 2x, k 4x, v 4x, the gates 4x, dO 4x and wrote fp32 (2, ...) dq, dk, dv (6 passes counted as
+single-direction tensors): 26; then in torch: q.float(), k.float() (4), qf * dq (3 on the
+2-direction buffer = 6), kf * dk (6), the difference (6), flip/cumsum/flip of dA[0] (6), cumsum
+of dA[1] (2), three sums over the direction axis (9), five casts (10): about 85, in all about 111.
+Ideal (each input and output once): forward 6, backward 11; the states kernels re-read their
+inputs (forward k, v, gates; backward all six), which is the price of parallelism over chunks.
+
+Offsets are int64 where a program id multiplies a stride (the program ids are widened first):
+ViG's large inputs (B=64, N=50176, H=8, dv=64) pass 2^31 elements.
 """
 from __future__ import annotations
 
@@ -36,188 +77,501 @@ import torch
 import triton
 import triton.language as tl
 
-BT = 16  # chunk length: the intra-chunk (BT, BT, dk) decay tile stays in registers
+from .._autotune import autotune
+from .._dispatch import triton_interpreted
+
+BT = 64  # chunk: the unit of the state scan
+BC = 16  # sub-chunk: the unit of the intra-chunk dots (tl.dot's smallest side)
+# Triton 3.6 / 3.8's interpreter has no bfloat16 tl.dot (it multiplies the raw uint16 bits); read
+# once, as Triton reads TRITON_INTERPRET when @triton.jit runs
+_INTERPRETED = tl.constexpr(triton_interpreted())
+
+# Autotuned on a GPU per (dk, dv, chunk count) and dtypes; every candidate compiles spill-free for
+# sm_90 in every recorded case (tests/kernels/test_compile_sm90.py). Smallest first (the CPU tests').
+_CONFIGS = [triton.Config({}, num_warps=w, num_stages=s) for w, s in ((4, 1), (8, 1), (4, 2))]
+# float32's FMA dots (exact "ieee") at (dk, dv) = (32, 64) spill at 4 warps in the output kernel
+_OUT_CONFIGS = [triton.Config({}, num_warps=8, num_stages=s) for s in (1, 2)]
+_SCAN_CONFIGS = [triton.Config({"BKS": bk}, num_warps=w) for bk, w in ((16, 4), (32, 4), (16, 2))]
+_KEY = ["DK", "DV", "NT"]
+
+
+# ----------------------------------------------------------------------------- jit helpers
+
+@triton.jit
+def _decay(x):
+    """exp(min(x, 0)): a decay factor from a sum of log-decays (<= 0; rounding may lift it by ulps)."""
+    return tl.exp(tl.minimum(x, 0.0))
 
 
 @triton.jit
-def _load_chunk(ptr, pos, valid, sn, offs_d, d, BASE):
-    mask = valid[:, None] & (offs_d[None, :] < d)
-    return tl.load(ptr + BASE + pos[:, None] * sn + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
+def _round_bf16(x):
+    """fp32 x rounded to the nearest bfloat16 (ties to even), kept in fp32: the GPU's conversion."""
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.to(tl.float32, bitcast=True)
 
 
 @triton.jit
-def _bigla_fwd_kernel(
-        q_ptr, k_ptr, v_ptr, af_ptr, ab_ptr, o_ptr,
-        sq_b, sq_n, sq_h, sk_b, sk_n, sk_h, sv_b, sv_n, sv_h, sa_b, sa_n, sa_h,
-        so_d, so_b, so_n, so_h,
-        N, H, DK, DV, scale,
-        BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr,
-):
-    bh = tl.program_id(0).to(tl.int64)  # int64: direction * so_d is 3.3e9 at B=64, N=50176, H=8, dv=64
-    direction = tl.program_id(1).to(tl.int64)
-    b = bh // H
-    h = bh % H
-    offs_t = tl.arange(0, BT)
+def _dot(a, b, LOWP: tl.constexpr, dt: tl.constexpr):
+    """a @ b with fp32 accumulation: fp32 operands exactly (LOWP 0), or rounded to dt (LOWP 1)."""
+    if LOWP:
+        if _INTERPRETED and dt == tl.bfloat16:
+            c = tl.dot(_round_bf16(a.to(tl.float32)), _round_bf16(b.to(tl.float32)), input_precision="ieee")
+        else:
+            c = tl.dot(a.to(dt, fp_downcast_rounding="rtne"), b.to(dt, fp_downcast_rounding="rtne"))
+    else:
+        c = tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+    return c
+
+
+@triton.jit
+def _tile(ptr, base, t0, N, sn, D, R: tl.constexpr, BD: tl.constexpr):
+    """Tokens t0 .. t0 + R - 1 by channels 0 .. BD - 1 of one (b, h), zero outside (N, D), as fp32."""
+    rows = t0 + tl.arange(0, R)
+    cols = tl.arange(0, BD)
+    mask = (rows < N)[:, None] & (cols < D)[None, :]
+    return tl.load(ptr + base + rows[:, None] * sn + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _put(ptr, base, t0, N, sn, D, x, R: tl.constexpr, BD: tl.constexpr):
+    rows = t0 + tl.arange(0, R)
+    cols = tl.arange(0, BD)
+    mask = (rows < N)[:, None] & (cols < D)[None, :]
+    tl.store(ptr + base + rows[:, None] * sn + cols[None, :], x.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _state_ptrs(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, BK: tl.constexpr, BV: tl.constexpr):
+    """Pointers and mask of state `seq` of chunk c, (BK, BV), in h (B·H, NT, NSEQ, DK, DV)."""
     offs_k = tl.arange(0, BK)
     offs_v = tl.arange(0, BV)
-    causal = offs_t[:, None] >= offs_t[None, :]
-    is_last = offs_t[:, None] == BT - 1
-    if direction == 0:
-        a_ptr = af_ptr
-    else:
-        a_ptr = ab_ptr
-    qb = b * sq_b + h * sq_h
-    kb = b * sk_b + h * sk_h
-    vb = b * sv_b + h * sv_h
-    ab = b * sa_b + h * sa_h
-    ob = direction * so_d + b * so_b + h * so_h
-    S = tl.zeros([BK, BV], dtype=tl.float32)
-    for c in range(0, tl.cdiv(N, BT)):
-        j = c * BT + offs_t
-        valid = j < N
-        pos = tl.where(direction == 0, j, N - 1 - j)
-        q = _load_chunk(q_ptr, pos, valid, sq_n, offs_k, DK, qb) * scale
-        k = _load_chunk(k_ptr, pos, valid, sk_n, offs_k, DK, kb)
-        v = _load_chunk(v_ptr, pos, valid, sv_n, offs_v, DV, vb)
-        a = _load_chunk(a_ptr, pos, valid, sa_n, offs_k, DK, ab)
-        A = tl.cumsum(a, axis=0)
-        A_last = tl.sum(tl.where(is_last, A, 0.0), axis=0)
-        rel = tl.where(causal[:, :, None], A[:, None, :] - A[None, :, :], float("-inf"))
-        scores = tl.sum(q[:, None, :] * k[None, :, :] * tl.exp(rel), axis=2)
-        o = tl.dot(scores, v, input_precision=PREC)
-        o += tl.dot(q * tl.exp(A), S, input_precision=PREC)
-        S = S * tl.exp(A_last)[:, None] + tl.dot(
-            tl.trans(k * tl.exp(A_last[None, :] - A)), v, input_precision=PREC)
-        tl.store(o_ptr + ob + pos[:, None] * so_n + offs_v[None, :], o,
-                 mask=valid[:, None] & (offs_v[None, :] < DV))
+    base = ((bh * NT + c) * NSEQ + seq) * DK * DV
+    mask = (offs_k < DK)[:, None] & (offs_v < DV)[None, :]
+    return h_ptr + base + offs_k[:, None] * DV + offs_v[None, :], mask
 
 
 @triton.jit
-def _bigla_bwd_kernel(
-        q_ptr, k_ptr, v_ptr, af_ptr, ab_ptr, do_ptr, dq_ptr, dk_ptr, dv_ptr,
-        sq_b, sq_n, sq_h, sk_b, sk_n, sk_h, sv_b, sv_n, sv_h, sa_b, sa_n, sa_h, sdo_b, sdo_n, sdo_h,
-        sg_d, sg_b, sg_n, sg_h, sgv_d, sgv_b, sgv_n, sgv_h,
-        N, H, DK, DV, scale,
-        BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr,
-):
-    bh = tl.program_id(0).to(tl.int64)  # int64 offsets, as in the forward
-    direction = tl.program_id(1).to(tl.int64)
-    b = bh // H
-    h = bh % H
-    offs_t = tl.arange(0, BT)
-    offs_k = tl.arange(0, BK)
-    offs_v = tl.arange(0, BV)
-    causal = offs_t[:, None] >= offs_t[None, :]
-    is_last = offs_t[:, None] == BT - 1
-    if direction == 0:
-        a_ptr = af_ptr
+def _state(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, BK: tl.constexpr, BV: tl.constexpr):
+    ptrs, mask = _state_ptrs(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, BK, BV)
+    return tl.load(ptrs, mask=mask & (c >= 0) & (c < NT), other=0.0)
+
+
+@triton.jit
+def _row(x, r, R: tl.constexpr):
+    """Row r of a (R, ·) tile, exactly."""
+    return tl.sum(tl.where((tl.arange(0, R) == r)[:, None], x, 0.0), axis=0)
+
+
+@triton.jit
+def _gates(a, pre, T, REV: tl.constexpr):
+    """A sub-chunk's exponents (see the module docstring): (query vs the entering state, key to the
+    far end, query to the near sub-chunk boundary (pairs), the diagonal's G with exponent
+    G[t] - G[s], the sub-chunk's sum, its exclusive cumsum)."""
+    cum = tl.cumsum(a, axis=0)
+    tot = tl.sum(a, axis=0)
+    excl = cum - a
+    if REV:
+        q_state = (T - pre)[None, :] - excl
+        k_state = pre[None, :] + excl
+        q_pair = tot[None, :] - excl
+        diag = -excl
     else:
-        a_ptr = ab_ptr
-    qb = b * sq_b + h * sq_h
-    kb = b * sk_b + h * sk_h
-    vb = b * sv_b + h * sv_h
-    ab = b * sa_b + h * sa_h
-    dob = b * sdo_b + h * sdo_h
-    gb = direction * sg_d + b * sg_b + h * sg_h       # dq / dk buffers (2, B, N, H, dk)
-    gvb = direction * sgv_d + b * sgv_b + h * sgv_h   # dv buffer (2, B, N, H, dv)
-    num_chunks = tl.cdiv(N, BT)
-
-    # Walk 1, in scan order: dq[t] = scale * sum_{s<=t} exp(A[t]-A[s]) * k[s] (do[t] . v[s]).
-    S = tl.zeros([BK, BV], dtype=tl.float32)
-    for c in range(0, num_chunks):
-        j = c * BT + offs_t
-        valid = j < N
-        pos = tl.where(direction == 0, j, N - 1 - j)
-        k = _load_chunk(k_ptr, pos, valid, sk_n, offs_k, DK, kb)
-        v = _load_chunk(v_ptr, pos, valid, sv_n, offs_v, DV, vb)
-        a = _load_chunk(a_ptr, pos, valid, sa_n, offs_k, DK, ab)
-        do = _load_chunk(do_ptr, pos, valid, sdo_n, offs_v, DV, dob)
-        A = tl.cumsum(a, axis=0)
-        A_last = tl.sum(tl.where(is_last, A, 0.0), axis=0)
-        rel = tl.where(causal[:, :, None], A[:, None, :] - A[None, :, :], float("-inf"))
-        P = tl.dot(do, tl.trans(v), input_precision=PREC)                  # P[t, s] = do_t . v_s
-        dq = tl.sum(P[:, :, None] * k[None, :, :] * tl.exp(rel), axis=1)
-        dq += tl.dot(do, tl.trans(S), input_precision=PREC) * tl.exp(A)
-        S = S * tl.exp(A_last)[:, None] + tl.dot(
-            tl.trans(k * tl.exp(A_last[None, :] - A)), v, input_precision=PREC)
-        tl.store(dq_ptr + gb + pos[:, None] * sg_n + offs_k[None, :], dq * scale,
-                 mask=valid[:, None] & (offs_k[None, :] < DK))
-
-    # Walk 2, against scan order: dk[s], dv[s] from the tokens t >= s.
-    U = tl.zeros([BK, BV], dtype=tl.float32)
-    for i in range(0, num_chunks):
-        c = num_chunks - 1 - i
-        j = c * BT + offs_t
-        valid = j < N
-        pos = tl.where(direction == 0, j, N - 1 - j)
-        q = _load_chunk(q_ptr, pos, valid, sq_n, offs_k, DK, qb) * scale
-        k = _load_chunk(k_ptr, pos, valid, sk_n, offs_k, DK, kb)
-        v = _load_chunk(v_ptr, pos, valid, sv_n, offs_v, DV, vb)
-        a = _load_chunk(a_ptr, pos, valid, sa_n, offs_k, DK, ab)
-        do = _load_chunk(do_ptr, pos, valid, sdo_n, offs_v, DV, dob)
-        A = tl.cumsum(a, axis=0)
-        A_last = tl.sum(tl.where(is_last, A, 0.0), axis=0)
-        E = tl.exp(tl.where(causal[:, :, None], A[:, None, :] - A[None, :, :], float("-inf")))
-        P = tl.dot(do, tl.trans(v), input_precision=PREC)                  # P[t, s] = do_t . v_s
-        dk = tl.sum(P[:, :, None] * q[:, None, :] * E, axis=0)
-        scores = tl.sum(q[:, None, :] * k[None, :, :] * E, axis=2)         # scores[t, s]
-        dv = tl.dot(tl.trans(scores), do, input_precision=PREC)
-        k_decay = tl.exp(A_last[None, :] - A)
-        dk += tl.dot(v, tl.trans(U), input_precision=PREC) * k_decay
-        dv += tl.dot(k * k_decay, U, input_precision=PREC)
-        U = U * tl.exp(A_last)[:, None] + tl.dot(tl.trans(q * tl.exp(A)), do, input_precision=PREC)
-        tl.store(dk_ptr + gb + pos[:, None] * sg_n + offs_k[None, :], dk,
-                 mask=valid[:, None] & (offs_k[None, :] < DK))
-        tl.store(dv_ptr + gvb + pos[:, None] * sgv_n + offs_v[None, :], dv,
-                 mask=valid[:, None] & (offs_v[None, :] < DV))
+        q_state = pre[None, :] + cum
+        k_state = (T - pre)[None, :] - cum
+        q_pair = cum
+        diag = cum
+    return q_state, k_state, q_pair, diag, tot, excl
 
 
-def _prepare(q, k, v, a_f, a_b):
-    for name, t in (("q", q), ("k", k), ("v", v), ("a_f", a_f), ("a_b", a_b)):
+@triton.jit
+def _pair_key(cum_or_excl, pre_t, tot_t, pre_s, REV: tl.constexpr):
+    """The key-side exponent of s-block (pre_s; its cum (forward) or excl (backward)) against the
+    t-block (pre_t, tot_t)."""
+    if REV:
+        e = (pre_s - pre_t - tot_t)[None, :] + cum_or_excl
+    else:
+        e = (pre_t - pre_s)[None, :] - cum_or_excl
+    return e
+
+
+@triton.jit
+def _diag_mask(r, s, REV: tl.constexpr):
+    if REV:
+        m = r <= s
+    else:
+        m = r >= s
+    return m
+
+
+# ----------------------------------------------------------------------------- states and scan
+
+@autotune(_CONFIGS, key=_KEY + ["GRAD", "LOWP"])
+@triton.jit
+def _states_kernel(
+        q_ptr, k_ptr, v_ptr, af_ptr, ab_ptr, do_ptr, h_ptr, g_ptr,
+        sq_b, sq_n, sq_h, sk_b, sk_n, sk_h, sv_b, sv_n, sv_h, sf_b, sf_n, sf_h, sb_b, sb_n, sb_h,
+        sd_b, sd_n, sd_h,
+        N, H, DK, DV, NT, NSEQ, scale,
+        GRAD: tl.constexpr, LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr,
+        BV: tl.constexpr,
+):
+    """Per direction, sub-chunk by sub-chunk (Horner: what is already summed decays by the
+    sub-chunk's total): H = sum_s (k_s * exp(key to the far end)) v_s^T, G = sum_t (q_t *
+    exp(query to the far end)) dO_t^T (GRAD), T the chunk's gate sum."""
+    c = tl.program_id(0).to(tl.int64)
+    bh = tl.program_id(1).to(tl.int64)
+    b = bh // H
+    hh = bh % H
+    dt = k_ptr.dtype.element_ty
+    offs_k = tl.arange(0, BK)
+    nb = tl.cdiv(tl.minimum(N - c * BT, BT), BC)
+    for d in tl.static_range(2):
+        Hs = tl.zeros([BK, BV], dtype=tl.float32)
+        Gs = tl.zeros([BK, BV], dtype=tl.float32)
+        T = tl.zeros([BK], dtype=tl.float32)
+        for j in range(0, nb):
+            t = c * BT + j * BC
+            if d == 0:
+                a = _tile(af_ptr, b * sf_b + hh * sf_h, t, N, sf_n, DK, BC, BK)
+            else:
+                a = _tile(ab_ptr, b * sb_b + hh * sb_h, t, N, sb_n, DK, BC, BK)
+            k = _tile(k_ptr, b * sk_b + hh * sk_h, t, N, sk_n, DK, BC, BK)
+            v = _tile(v_ptr, b * sv_b + hh * sv_h, t, N, sv_n, DV, BC, BV)
+            cum = tl.cumsum(a, axis=0)
+            tot = tl.sum(a, axis=0)
+            if d == 0:  # keys to the chunk's end, queries from its start
+                k_gate = tot[None, :] - cum
+                Hs = Hs * _decay(tot)[:, None] + _dot(tl.trans(k * _decay(k_gate)), v, LOWP, dt)
+                q_gate = T[None, :] + cum
+            else:  # keys to the chunk's start, queries from its end
+                k_gate = T[None, :] + cum - a
+                Hs += _dot(tl.trans(k * _decay(k_gate)), v, LOWP, dt)
+                q_gate = tot[None, :] - cum + a
+            if GRAD:
+                q = _tile(q_ptr, b * sq_b + hh * sq_h, t, N, sq_n, DK, BC, BK) * scale
+                do = _tile(do_ptr, b * sd_b + hh * sd_h, t, N, sd_n, DV, BC, BV)
+                if d == 0:
+                    Gs += _dot(tl.trans(q * _decay(q_gate)), do, LOWP, dt)
+                else:
+                    Gs = Gs * _decay(tot)[:, None] + _dot(tl.trans(q * _decay(q_gate)), do, LOWP, dt)
+            T += tot
+        tl.store(g_ptr + ((bh * NT + c) * 2 + d) * DK + offs_k, T, mask=offs_k < DK)
+        ptrs, mask = _state_ptrs(h_ptr, bh, c, d, NT, NSEQ, DK, DV, BK, BV)
+        tl.store(ptrs, Hs, mask=mask)
+        if GRAD:
+            ptrs, mask = _state_ptrs(h_ptr, bh, c, 2 + d, NT, NSEQ, DK, DV, BK, BV)
+            tl.store(ptrs, Gs, mask=mask)
+
+
+@autotune(_SCAN_CONFIGS, key=["DK", "DV", "NT", "NSEQ"], restore_value=["h_ptr"])
+@triton.jit
+def _scan_kernel(h_ptr, g_ptr, DK, DV, NT, NSEQ, BKS: tl.constexpr, BV: tl.constexpr):
+    """In place: h[c] (chunk c's contribution) becomes the state entering chunk c. Sequences 0 (S_f)
+    and 3 (U_b) run left to right, 1 (S_b) and 2 (U_f) right to left; 0 and 2 decay with g_f."""
+    bh = tl.program_id(0).to(tl.int64)
+    seq = tl.program_id(1)
+    offs_k = tl.program_id(2) * BKS + tl.arange(0, BKS)
+    offs_v = tl.arange(0, BV)
+    mask = (offs_k < DK)[:, None] & (offs_v < DV)[None, :]
+    rev = (seq == 1) | (seq == 2)
+    gate = seq % 2
+    S = tl.zeros([BKS, BV], dtype=tl.float32)
+    for i in range(0, NT):
+        c = tl.where(rev, NT - 1 - i, i).to(tl.int64)
+        ptrs = h_ptr + ((bh * NT + c) * NSEQ + seq) * DK * DV + offs_k[:, None] * DV + offs_v[None, :]
+        x = tl.load(ptrs, mask=mask, other=0.0)
+        tl.store(ptrs, S, mask=mask)
+        g = tl.load(g_ptr + ((bh * NT + c) * 2 + gate) * DK + offs_k, mask=offs_k < DK, other=0.0)
+        S = S * _decay(g)[:, None] + x
+
+
+# ----------------------------------------------------------------------------- forward output
+
+@triton.jit
+def _output_direction(q, a_ptr, ab, sa_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, h_ptr, g_ptr,
+                      bh, c, m, nb, pre, N, DK, DV, NT, NSEQ,
+                      REV: tl.constexpr, LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+                      BK: tl.constexpr, BV: tl.constexpr):
+    """One direction's o for sub-chunk m (rows t) of chunk c, and the sub-chunk's gate sum."""
+    dt = k_ptr.dtype.element_ty
+    offs_k = tl.arange(0, BK)
+    t0 = c * BT
+    T = tl.load(g_ptr + ((bh * NT + c) * 2 + REV) * DK + offs_k, mask=offs_k < DK, other=0.0)
+    a = _tile(a_ptr, ab, t0 + m * BC, N, sa_n, DK, BC, BK)
+    q_state, _, q_pair, G, tot, _ = _gates(a, pre, T, REV)
+    # inter: the state entering the chunk
+    o = _dot(q * _decay(q_state), _state(h_ptr, bh, c, REV, NT, NSEQ, DK, DV, BK, BV), LOWP, dt)
+    # intra, other sub-chunks: forward j < m, backward j > m
+    qp = q * _decay(q_pair)
+    if REV:
+        j0 = m + 1
+        j1 = nb
+        pre_j = pre + tot
+    else:
+        j0 = 0
+        j1 = m
+        pre_j = tl.zeros([BK], dtype=tl.float32)
+    for j in range(j0, j1):
+        aj = _tile(a_ptr, ab, t0 + j * BC, N, sa_n, DK, BC, BK)
+        kj = _tile(k_ptr, kb, t0 + j * BC, N, sk_n, DK, BC, BK)
+        vj = _tile(v_ptr, vb, t0 + j * BC, N, sv_n, DV, BC, BV)
+        cj = tl.cumsum(aj, axis=0)
+        if REV:
+            cj = cj - aj
+        kp = kj * _decay(_pair_key(cj, pre, tot, pre_j, REV))
+        o += _dot(_dot(qp, tl.trans(kp), LOWP, dt), vj, LOWP, dt)
+        pre_j += tl.sum(aj, axis=0)
+    # intra, the diagonal sub-chunk: per (t, s, c), one key column s at a time
+    k = _tile(k_ptr, kb, t0 + m * BC, N, sk_n, DK, BC, BK)
+    r = tl.arange(0, BC)
+    scores = tl.zeros([BC, BC], dtype=tl.float32)
+    for s in range(0, BC):
+        e = tl.where(_diag_mask(r, s, REV)[:, None], G - _row(G, s, BC)[None, :], float("-inf"))
+        col = tl.sum(q * _row(k, s, BC)[None, :] * _decay(e), axis=1)
+        scores = tl.where((r == s)[None, :], col[:, None], scores)
+    o += _dot(scores, _tile(v_ptr, vb, t0 + m * BC, N, sv_n, DV, BC, BV), LOWP, dt)
+    return o, tot
+
+
+@autotune(_OUT_CONFIGS, key=_KEY + ["LOWP"])
+@triton.jit
+def _output_kernel(
+        q_ptr, k_ptr, v_ptr, af_ptr, ab_ptr, h_ptr, g_ptr, o_ptr,
+        sq_b, sq_n, sq_h, sk_b, sk_n, sk_h, sv_b, sv_n, sv_h, sf_b, sf_n, sf_h, sb_b, sb_n, sb_h,
+        so_b, so_n, so_h,
+        N, H, DK, DV, NT, NSEQ, scale,
+        LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+):
+    c = tl.program_id(0).to(tl.int64)
+    bh = tl.program_id(1).to(tl.int64)
+    b = bh // H
+    hh = bh % H
+    qb = b * sq_b + hh * sq_h
+    kb = b * sk_b + hh * sk_h
+    vb = b * sv_b + hh * sv_h
+    fb = b * sf_b + hh * sf_h
+    bb = b * sb_b + hh * sb_h
+    nb = tl.cdiv(tl.minimum(N - c * BT, BT), BC)  # sub-chunks holding tokens
+    pre_f = tl.zeros([BK], dtype=tl.float32)
+    pre_b = tl.zeros([BK], dtype=tl.float32)
+    for m in range(0, nb):
+        t = c * BT + m * BC
+        q = _tile(q_ptr, qb, t, N, sq_n, DK, BC, BK) * scale
+        o_f, tot_f = _output_direction(q, af_ptr, fb, sf_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, h_ptr, g_ptr,
+                                       bh, c, m, nb, pre_f, N, DK, DV, NT, NSEQ, False, LOWP, BT, BC, BK, BV)
+        o_b, tot_b = _output_direction(q, ab_ptr, bb, sb_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, h_ptr, g_ptr,
+                                       bh, c, m, nb, pre_b, N, DK, DV, NT, NSEQ, True, LOWP, BT, BC, BK, BV)
+        _put(o_ptr, b * so_b + hh * so_h, t, N, so_n, DV, o_f + o_b, BC, BV)
+        pre_f += tot_f
+        pre_b += tot_b
+
+
+# ----------------------------------------------------------------------------- backward gradients
+
+@triton.jit
+def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n,
+                     do_ptr, dob, sdo_n, h_ptr, g_ptr, bh, c, m, nb, pre, N, DK, DV, NT, scale,
+                     REV: tl.constexpr, LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+                     BK: tl.constexpr, BV: tl.constexpr):
+    """One direction's dq (of the scaled q), dk, dv for sub-chunk m of chunk c, and its gate sum."""
+    dt = k_ptr.dtype.element_ty
+    offs_k = tl.arange(0, BK)
+    t0 = c * BT
+    T = tl.load(g_ptr + ((bh * NT + c) * 2 + REV) * DK + offs_k, mask=offs_k < DK, other=0.0)
+    a = _tile(a_ptr, ab, t0 + m * BC, N, sa_n, DK, BC, BK)
+    q_state, k_state, q_pair, G, tot, excl = _gates(a, pre, T, REV)
+    # inter: the state entering the chunk (S) and the gradient state entering it from the far side (U)
+    S = _state(h_ptr, bh, c, REV, NT, 4, DK, DV, BK, BV)
+    U = _state(h_ptr, bh, c, 2 + REV, NT, 4, DK, DV, BK, BV)
+    kg = _decay(k_state)
+    dq = _dot(do, tl.trans(S), LOWP, dt) * _decay(q_state)
+    dk = _dot(v, tl.trans(U), LOWP, dt) * kg
+    dv = _dot(k * kg, U, LOWP, dt)
+    # m as the query block, s-blocks j: forward j < m, backward j > m
+    if REV:
+        j0 = m + 1
+        j1 = nb
+        pre_j = pre + tot
+    else:
+        j0 = 0
+        j1 = m
+        pre_j = tl.zeros([BK], dtype=tl.float32)
+    acc = tl.zeros([BC, BK], dtype=tl.float32)
+    for j in range(j0, j1):
+        aj = _tile(a_ptr, ab, t0 + j * BC, N, sa_n, DK, BC, BK)
+        kj = _tile(k_ptr, kb, t0 + j * BC, N, sk_n, DK, BC, BK)
+        vj = _tile(v_ptr, vb, t0 + j * BC, N, sv_n, DV, BC, BV)
+        cj = tl.cumsum(aj, axis=0)
+        if REV:
+            cj = cj - aj
+        kp = kj * _decay(_pair_key(cj, pre, tot, pre_j, REV))
+        acc += _dot(_dot(do, tl.trans(vj), LOWP, dt), kp, LOWP, dt)
+        pre_j += tl.sum(aj, axis=0)
+    dq += acc * _decay(q_pair)
+    # m as the key block, t-blocks i: forward i > m, backward i < m
+    if REV:
+        i0 = 0
+        i1 = m
+        pre_i = tl.zeros([BK], dtype=tl.float32)
+        cm = excl
+    else:
+        i0 = m + 1
+        i1 = nb
+        pre_i = pre + tot
+        cm = excl + a
+    for i in range(i0, i1):
+        ai = _tile(a_ptr, ab, t0 + i * BC, N, sa_n, DK, BC, BK)
+        qi = _tile(q_ptr, qb, t0 + i * BC, N, sq_n, DK, BC, BK) * scale
+        doi = _tile(do_ptr, dob, t0 + i * BC, N, sdo_n, DV, BC, BV)
+        ci = tl.cumsum(ai, axis=0)
+        tot_i = tl.sum(ai, axis=0)
+        if REV:
+            qi = qi * _decay(tot_i[None, :] - ci + ai)
+        else:
+            qi = qi * _decay(ci)
+        kexp = _decay(_pair_key(cm, pre_i, tot_i, pre, REV))
+        dk += kexp * _dot(tl.trans(_dot(doi, tl.trans(v), LOWP, dt)), qi, LOWP, dt)
+        dv += _dot(tl.trans(_dot(qi, tl.trans(k * kexp), LOWP, dt)), doi, LOWP, dt)
+        pre_i += tot_i
+    # the diagonal sub-chunk: per (t, s, c), one key column s at a time
+    P = _dot(do, tl.trans(v), LOWP, dt)  # [t, s]
+    r = tl.arange(0, BC)
+    scores = tl.zeros([BC, BC], dtype=tl.float32)
+    dk_diag = tl.zeros([BC, BK], dtype=tl.float32)
+    for s in range(0, BC):
+        e = _decay(tl.where(_diag_mask(r, s, REV)[:, None], G - _row(G, s, BC)[None, :], float("-inf")))
+        p = tl.sum(tl.where((r == s)[None, :], P, 0.0), axis=1)
+        ks = _row(k, s, BC)
+        dq += p[:, None] * ks[None, :] * e
+        dk_diag = tl.where((r == s)[:, None], tl.sum(p[:, None] * q * e, axis=0)[None, :], dk_diag)
+        scores = tl.where((r == s)[None, :], tl.sum(q * ks[None, :] * e, axis=1)[:, None], scores)
+    dk += dk_diag
+    dv += _dot(tl.trans(scores), do, LOWP, dt)
+    return dq, dk, dv, tot
+
+
+@autotune(_OUT_CONFIGS, key=_KEY + ["LOWP"])
+@triton.jit
+def _grads_kernel(
+        q_ptr, k_ptr, v_ptr, af_ptr, ab_ptr, do_ptr, h_ptr, g_ptr,
+        dq_ptr, dk_ptr, dv_ptr, daf_ptr, dab_ptr,
+        sq_b, sq_n, sq_h, sk_b, sk_n, sk_h, sv_b, sv_n, sv_h, sf_b, sf_n, sf_h, sb_b, sb_n, sb_h,
+        sd_b, sd_n, sd_h, sgk_b, sgk_n, sgk_h, sgv_b, sgv_n, sgv_h,
+        N, H, DK, DV, NT, scale,
+        LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+):
+    c = tl.program_id(0).to(tl.int64)
+    bh = tl.program_id(1).to(tl.int64)
+    b = bh // H
+    hh = bh % H
+    qb = b * sq_b + hh * sq_h
+    kb = b * sk_b + hh * sk_h
+    vb = b * sv_b + hh * sv_h
+    fb = b * sf_b + hh * sf_h
+    bb = b * sb_b + hh * sb_h
+    dob = b * sd_b + hh * sd_h
+    gkb = b * sgk_b + hh * sgk_h
+    gvb = b * sgv_b + hh * sgv_h
+    nb = tl.cdiv(tl.minimum(N - c * BT, BT), BC)
+    # The gate gradients' carries across chunks: sum_v S * U at the chunk's start boundary is the sum
+    # of dA_f over the tokens from the chunk on (U_f there: entering chunk c - 1), and of dA_b over
+    # the tokens before it (S_b there: entering chunk c - 1). Zero for the first chunk.
+    from_here_f = tl.sum(_state(h_ptr, bh, c, 0, NT, 4, DK, DV, BK, BV)
+                         * _state(h_ptr, bh, c - 1, 2, NT, 4, DK, DV, BK, BV), axis=1)
+    before_b = tl.sum(_state(h_ptr, bh, c - 1, 1, NT, 4, DK, DV, BK, BV)
+                      * _state(h_ptr, bh, c, 3, NT, 4, DK, DV, BK, BV), axis=1)
+    pre_f = tl.zeros([BK], dtype=tl.float32)
+    pre_b = tl.zeros([BK], dtype=tl.float32)
+    for m in range(0, nb):
+        t = c * BT + m * BC
+        q = _tile(q_ptr, qb, t, N, sq_n, DK, BC, BK) * scale
+        k = _tile(k_ptr, kb, t, N, sk_n, DK, BC, BK)
+        v = _tile(v_ptr, vb, t, N, sv_n, DV, BC, BV)
+        do = _tile(do_ptr, dob, t, N, sd_n, DV, BC, BV)
+        dq_f, dk_f, dv_f, tot_f = _grads_direction(
+            q, k, v, do, af_ptr, fb, sf_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, do_ptr, dob, sd_n,
+            h_ptr, g_ptr, bh, c, m, nb, pre_f, N, DK, DV, NT, scale, False, LOWP, BT, BC, BK, BV)
+        dq_b, dk_b, dv_b, tot_b = _grads_direction(
+            q, k, v, do, ab_ptr, bb, sb_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, do_ptr, dob, sd_n,
+            h_ptr, g_ptr, bh, c, m, nb, pre_b, N, DK, DV, NT, scale, True, LOWP, BT, BC, BK, BV)
+        dA_f = q * dq_f - k * dk_f
+        dA_b = q * dq_b - k * dk_b
+        # da_f[r] = sum_{t >= r} dA_f = from_here_f - sum_{chunk start <= t < r}; da_b[r] = sum_{t <= r} dA_b
+        _put(daf_ptr, gkb, t, N, sgk_n, DK, from_here_f[None, :] - (tl.cumsum(dA_f, axis=0) - dA_f), BC, BK)
+        _put(dab_ptr, gkb, t, N, sgk_n, DK, before_b[None, :] + tl.cumsum(dA_b, axis=0), BC, BK)
+        from_here_f -= tl.sum(dA_f, axis=0)
+        before_b += tl.sum(dA_b, axis=0)
+        _put(dq_ptr, gkb, t, N, sgk_n, DK, (dq_f + dq_b) * scale, BC, BK)
+        _put(dk_ptr, gkb, t, N, sgk_n, DK, dk_f + dk_b, BC, BK)
+        _put(dv_ptr, gvb, t, N, sgv_n, DV, dv_f + dv_b, BC, BV)
+        pre_f += tot_f
+        pre_b += tot_b
+
+
+# ----------------------------------------------------------------------------- wrappers
+
+def _check_dtypes(*tensors) -> None:
+    for name, t in zip(("q", "k", "v", "a_f", "a_b", "do"), tensors):
         if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise TypeError(f"the Triton path takes float32, float16 or bfloat16; {name} is {t.dtype}")
-    q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
-    if a_f.stride() != a_b.stride() or a_f.stride(-1) != 1:
-        a_f, a_b = a_f.contiguous(), a_b.contiguous()
-    prec = "ieee" if all(t.dtype == torch.float32 for t in (q, k, v)) else "tf32"
-    dk, dv = q.shape[-1], v.shape[-1]
-    blocks = dict(BT=BT, BK=max(16, triton.next_power_of_2(dk)), BV=max(16, triton.next_power_of_2(dv)), PREC=prec)
-    return q, k, v, a_f, a_b, blocks
+
+
+def _unit_stride(t: torch.Tensor) -> torch.Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
 
 
 def _strides(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.stride())[:-1]
 
 
+def _meta(q, k, v) -> dict:
+    dk, dv = q.shape[-1], v.shape[-1]
+    lowp = q.dtype == k.dtype == v.dtype != torch.float32  # 16-bit dot operands where q, k, v share the dtype
+    return dict(LOWP=int(lowp), BT=BT, BK=max(16, triton.next_power_of_2(dk)), BV=max(16, triton.next_power_of_2(dv)))
+
+
+def _scan(h: torch.Tensor, g: torch.Tensor, nseq: int, meta: dict) -> None:
+    bh, nt, _, dk, dv = h.shape
+    _scan_kernel[lambda m: (bh, nseq, triton.cdiv(dk, m["BKS"]))](h, g, dk, dv, nt, nseq, BV=meta["BV"])
+
+
 def bigla_fwd(q, k, v, a_f, a_b, scale: float) -> torch.Tensor:
-    """o_f + o_b, (B, N, H, dv) in v's dtype."""
-    q, k, v, a_f, a_b, blocks = _prepare(q, k, v, a_f, a_b)
+    """o_f + o_b, (B, N, H, dv) in v's dtype: 3 launches (states, scan, output)."""
+    _check_dtypes(q, k, v, a_f, a_b)
+    q, k, v, a_f, a_b = (_unit_stride(t) for t in (q, k, v, a_f, a_b))
     B, N, H, dk = q.shape
     dv = v.shape[-1]
-    o = torch.empty(2, B, N, H, dv, device=q.device, dtype=torch.float32)
-    _bigla_fwd_kernel[(B * H, 2)](
-        q, k, v, a_f, a_b, o, *_strides(q), *_strides(k), *_strides(v), *_strides(a_f), *_strides(o),
-        N, H, dk, dv, scale, **blocks)
-    return (o[0] + o[1]).to(v.dtype)
+    nt = triton.cdiv(N, BT)
+    meta = _meta(q, k, v)
+    h = torch.empty(B * H, nt, 2, dk, dv, device=q.device, dtype=torch.float32)
+    g = torch.empty(B * H, nt, 2, dk, device=q.device, dtype=torch.float32)
+    o = torch.empty(B, N, H, dv, device=q.device, dtype=v.dtype)
+    strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(a_f), *_strides(a_b))
+    _states_kernel[(nt, B * H)](q, k, v, a_f, a_b, v, h, g, *strides, 0, 0, 0,
+                                N, H, dk, dv, nt, 2, scale, GRAD=0, BC=BC, **meta)
+    _scan(h, g, 2, meta)
+    _output_kernel[(nt, B * H)](q, k, v, a_f, a_b, h, g, o, *strides, *_strides(o),
+                                N, H, dk, dv, nt, 2, scale, BC=BC, **meta)
+    return o
 
 
 def bigla_bwd(q, k, v, a_f, a_b, do, scale: float):
-    """Gradients (dq, dk, dv, da_f, da_b) of sum(o * do), each in its input's dtype."""
-    dtypes = [t.dtype for t in (q, k, v, a_f, a_b)]
-    q, k, v, a_f, a_b, blocks = _prepare(q, k, v, a_f, a_b)
-    do = do if do.stride(-1) == 1 else do.contiguous()
+    """Gradients (dq, dk, dv, da_f, da_b) of sum(o * do), each in its input's dtype: 3 launches
+    (states with the gradient states, scan of 4 sequences, gradients)."""
+    _check_dtypes(q, k, v, a_f, a_b, do)
+    q, k, v, a_f, a_b, do = (_unit_stride(t) for t in (q, k, v, a_f, a_b, do))
     B, N, H, dk = q.shape
     dv = v.shape[-1]
-    dq = torch.empty(2, B, N, H, dk, device=q.device, dtype=torch.float32)
-    dkk = torch.empty_like(dq)
-    dvv = torch.empty(2, B, N, H, dv, device=q.device, dtype=torch.float32)
-    _bigla_bwd_kernel[(B * H, 2)](
-        q, k, v, a_f, a_b, do, dq, dkk, dvv,
-        *_strides(q), *_strides(k), *_strides(v), *_strides(a_f), *_strides(do), *_strides(dq), *_strides(dvv),
-        N, H, dk, dv, scale, **blocks)
-    qf, kf = q.float(), k.float()
-    dA = qf * dq - kf * dkk                                    # (2, B, N, H, dk), per direction
-    da_f = dA[0].flip(1).cumsum(1).flip(1)                     # sum over t >= r
-    da_b = dA[1].cumsum(1)                                     # sum over t <= r
-    grads = (dq.sum(0), dkk.sum(0), dvv.sum(0), da_f, da_b)
-    return tuple(g.to(dt) for g, dt in zip(grads, dtypes))
+    nt = triton.cdiv(N, BT)
+    meta = _meta(q, k, v)
+    h = torch.empty(B * H, nt, 4, dk, dv, device=q.device, dtype=torch.float32)
+    g = torch.empty(B * H, nt, 2, dk, device=q.device, dtype=torch.float32)
+    grads = [torch.empty(t.shape, device=q.device, dtype=t.dtype) for t in (q, k, v, a_f, a_b)]
+    strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(a_f), *_strides(a_b), *_strides(do))
+    _states_kernel[(nt, B * H)](q, k, v, a_f, a_b, do, h, g, *strides, N, H, dk, dv, nt, 4, scale,
+                                GRAD=1, BC=BC, **meta)
+    _scan(h, g, 4, meta)
+    _grads_kernel[(nt, B * H)](q, k, v, a_f, a_b, do, h, g, *grads, *strides, *_strides(grads[0]),
+                               *_strides(grads[2]), N, H, dk, dv, nt, scale, BC=BC, **meta)
+    return tuple(grads)
