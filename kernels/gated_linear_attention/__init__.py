@@ -9,7 +9,7 @@ for the forward and the backward scan. The exact function is in `reference.py`.
 The computation is the PyTorch op `torch.ops.zoo.bidirectional_gla` (visible to
 `torch.compile(fullgraph=True)`, `torch.export` and `FlopCounterMode`); the Triton path's
 backward is `torch.ops.zoo.bidirectional_gla_backward`. Paths (`zoo.kernels._dispatch`):
-'triton' (fused chunked kernels, forward and backward, `triton_chunk.py`) on CUDA tensors
+'triton' (chunk-parallel kernels, forward and backward, `triton_chunk.py`) on CUDA tensors
 of float16 / bfloat16 / float32; 'reference' (the chunked PyTorch form, its backward
 autograd through it) elsewhere. Force one with `impl=` or the environment variable
 ZOO_KERNELS_IMPL ('triton' | 'reference' | 'auto'); under TRITON_INTERPRET=1 the Triton
@@ -20,11 +20,28 @@ multiply-add: per direction, token and head, the state update S = diag(exp a) S 
 (2 dk dv) and the read-out q^T S (2 dk dv): 8 B N H dk dv for both scans. The backward
 counts twice the forward.
 
-sm_90 resources of the launched configurations (`tests/kernels/test_compile_sm90.py` /
-`aot_compile.py`: Triton 3.8.0 and its bundled `ptxas -v`, no GPU; registers per thread,
-spill store / load bytes; with the int64 offsets of a925f78; rerun after a kernel change):
-chunk BT 16. Forward: 128-255 registers, no spill. Backward: (dk, dv) = (16, 32) 217-255,
-no spill; (32, 64) fp32 1308/1316, bf16 12/12; (64, 64) fp16 180/208.
+sm_90 resources (`tests/kernels/test_compile_sm90.py` / `aot_compile.py`: Triton 3.8.0 and its
+bundled `ptxas -v`, no GPU; registers per thread, spill store / load bytes; every candidate config
+of every recorded case, chunk count 1 and 3). Chunks of 64 tokens, sub-chunks of 16:
+
+    kernel                 case (dk, dv) dtype          warps / stages      registers      spill
+    _states_kernel         every case, fwd and bwd       4/1, 4/2            48-216         0/0
+    _scan_kernel           every case                    4, 2 (BKS 16, 32)   8-53           0/0
+    _output_kernel         (16, 32) fp32 / bf16          8/1                 171 / 121      0/0
+                           (32, 64) fp32 / bf16          8/1                 199-200 / 126  0/0
+                           (64, 64) fp16                 8/1                 182            0/0
+    _grads_kernel dv       (16, 32) fp32 / bf16          8/1                 175 / 109      0/0
+                           (32, 64) fp32 / bf16          8/1                 175 / 128      0/0
+                           (64, 64) fp16                 8/1                 213            0/0
+    _grads_kernel dq/dk    (16, 32) fp32 / bf16          8/1                 235 / 240      0/0
+      (16-channel tiles)   (32, 64) bf16, 3 chunks       8/1                 255            0/0
+                           (32, 64) bf16, 1 chunk        8/1                 255            28/28
+                           (64, 64) fp16                 8/1                 255            28/28
+                           (32, 64) fp32                 8/1                 255            216/208
+
+Spills left: the dq / dk part of the gradients at dv = 64 (float32's exact "ieee" FMA dots over
+dv; 16-bit at the 255-register limit). The sequential kernel it replaces spilled 1308/1316 (fp32
+(32, 64)), 12/12 (bf16) and 180/208 (fp16 (64, 64)) bytes.
 """
 from __future__ import annotations
 

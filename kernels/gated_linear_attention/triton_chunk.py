@@ -24,10 +24,10 @@ one key column at a time (no (BC, BC, dk) tile in registers).
 
 Kernels (grid (chunks, B·H) unless said; states S (dk, dv) fp32 in registers and in memory):
 
-    _states_kernel   per chunk and direction: its contribution to the state, (k * exp(key gate))^T v,
-                     and its total decay T; with GRAD also the gradient state's contribution
-                     (q * exp(query gate))^T dO. Written to h (B·H, chunks, NSEQ, dk, dv) fp32, T to
-                     g (B·H, chunks, 2, dk).
+    _states_kernel   per chunk and direction, sub-chunk by sub-chunk: its contribution to the state,
+                     (k * exp(key gate))^T v, and its total decay T; with GRAD also the gradient
+                     state's contribution (q * exp(query gate))^T dO. Written to h (B·H, chunks,
+                     NSEQ, dk, dv padded to BV) fp32, T to g (B·H, chunks, 2, dk).
     _scan_kernel     grid (B·H, NSEQ, dk tiles): the short scan over the chunk states, sequential
                      over the chunks only, S_entering(c) = exp(T) S + contribution, in place in h.
                      NSEQ = 2 forward (S_f left to right, S_b right to left); 4 backward, plus the
@@ -35,38 +35,41 @@ Kernels (grid (chunks, B·H) unless said; states S (dk, dv) fp32 in registers an
     _output_kernel   o for a chunk: both directions, inter (query-gated q @ S) + intra
                      (sub-chunk pairs, diagonal sub-chunks) summed in registers, written once in
                      v's dtype.
-    _grads_kernel    dq, dk, dv, da_f, da_b for a chunk, both directions summed in registers,
-                     written once in the inputs' dtypes. With dA = q * dq - k * dk per direction
-                     (q scaled, dq the gradient of the scaled q), da_f[r] = sum_{t >= r} dA_f[t] and
-                     da_b[r] = sum_{t <= r} dA_b[t]: in-chunk cumsums plus a carry across chunks,
-                     which is read off the scanned states: the sum of dA over the tokens on one
-                     side of a chunk boundary is sum_v S * U at that boundary (the derivative of
-                     the loss by a decay inserted there), so no second scan is needed.
+    _grads_kernel    launched twice: DV_PART 0, grid (chunks, B·H, dk / 16): dq, dk, da_f, da_b of 16
+                     channels; DV_PART 1: dv (all channels). Both directions summed in registers,
+                     each gradient written once in its input's dtype. With dA = q * dq - k * dk per
+                     direction (q scaled, dq the gradient of the scaled q), da_f[r] = sum_{t >= r}
+                     dA_f[t] and da_b[r] = sum_{t <= r} dA_b[t]: in-chunk cumsums plus a carry
+                     across chunks, read off the scanned states: the sum of dA over the tokens on
+                     one side of a chunk boundary is sum_v S * U at that boundary (the derivative of
+                     the loss by a log-decay inserted there), so no second scan is needed.
 
 tl.dot: float32 inputs multiply exactly ("ieee"); when q, k, v share a 16-bit dtype the operands are
 rounded to it (to nearest; the states and gated tiles once each, relative error <= 2^-8 for bf16,
 2^-11 for fp16 per operand) with fp32 accumulation. Under the interpreter a bf16 dot multiplies
 bit patterns, so there the operands are rounded to bf16 and multiplied in fp32.
 
-Launches and passes over the (B, N, H, ·) tensors (one pass: every element of one tensor read or
-written once; the states and T are (B·H, N/64, ·), 2 (4) dk·dv fp32 per 64 tokens):
+Launches and passes over the (B, N, H, ·) tensors (a pass: one such tensor read or written once,
+whatever its dtype; the states h and T are (B·H, N/64, ·): 2 (forward) or 4 (backward) dk·dv fp32
+per 64 tokens and head, plus a scan that reads and writes them once):
 
-                 launches   tensor passes                                      torch ops after
-    forward      3 (was 1)  states q? no: k, v, a_f, a_b (4); output q, k, v,  none (was 2: the
-                            a_f, a_b read, o written (6): 10 (was 14: 2 x 5      (2, B, N, H, dv)
-                            reads, 2 writes of the fp32 (2, ...) buffer = 4,      fp32 sum and the
-                            sum reads 2 and writes 1, cast reads 1 writes 1)      cast)
-    backward     3 (was 1)  states q, k, v, a_f, a_b, dO (6); grads q, k, v,    none (was ~15)
-                            a_f, a_b, dO read, dq, dk, dv, da_f, da_b written
-                            (11): 17 (was about 111, see below)
+                 launches          passes                                          torch ops after
+    forward      3  (old: 1 + 2)   10 (old 15; ideal 6)                            none (old: sum, cast)
+    backward     4  (old: 1 + ~17) 23 (old about 71; ideal 11)                     none (old: about 17)
 
-Old backward, counted from its code (one program per (b·h, direction) walking twice): the kernel read
-q 2x, k 4x, v 4x, the gates 4x, dO 4x and wrote fp32 (2, ...) dq, dk, dv (6 passes counted as
-single-direction tensors): 26; then in torch: q.float(), k.float() (4), qf * dq (3 on the
-2-direction buffer = 6), kf * dk (6), the difference (6), flip/cumsum/flip of dA[0] (6), cumsum
-of dA[1] (2), three sums over the direction axis (9), five casts (10): about 85, in all about 111.
-Ideal (each input and output once): forward 6, backward 11; the states kernels re-read their
-inputs (forward k, v, gates; backward all six), which is the price of parallelism over chunks.
+New forward: states read k, v, a_f, a_b (4); output reads q, k, v, a_f, a_b and writes o (6; its
+sub-chunk pairs re-read k, v and the gates of the chunk's other sub-chunks, from L1 / L2). New
+backward: states read q, k, v, a_f, a_b, dO (6); each gradients' part reads the same six (12) and
+writes dq, dk, da_f, da_b (4) or dv (1). Old (HEAD~ of this design: one program per (b·h,
+direction), two sequential walks for the backward), counted from its code: forward kernel q, k, v
+read by both directions, each gate once (8), the fp32 (2, B, N, H, dv) buffer written (2), then
+o[0] + o[1] (3) and the cast (2); backward kernel walk 1 reads k, v, a, dO and walk 2 q, k, v, a,
+dO per direction (18), fp32 (2, ...) dq, dk, dv written (6); then in torch q.float(), k.float() (4),
+q * dq and k * dk over both directions (10), their difference (6), flip / cumsum / flip of dA_f (6),
+cumsum of dA_b (2), three sums over the direction axis (9), five casts (10). The chunk parallelism
+costs the states kernels' re-reads of the inputs; in exchange the grid is (N/64)·B·H programs (and
+dk/16 times that for dq, dk) instead of 2·B·H, and no step is sequential over tokens, only the scan
+over N/64 chunk states.
 
 Offsets are int64 where a program id multiplies a stride (the program ids are widened first):
 ViG's large inputs (B=64, N=50176, H=8, dv=64) pass 2^31 elements.
@@ -88,9 +91,11 @@ _INTERPRETED = tl.constexpr(triton_interpreted())
 
 # Autotuned on a GPU per (dk, dv, chunk count) and dtypes; every candidate compiles spill-free for
 # sm_90 in every recorded case (tests/kernels/test_compile_sm90.py). Smallest first (the CPU tests').
-_CONFIGS = [triton.Config({}, num_warps=w, num_stages=s) for w, s in ((4, 1), (8, 1), (4, 2))]
-# float32's FMA dots (exact "ieee") at (dk, dv) = (32, 64) spill at 4 warps in the output kernel
-_OUT_CONFIGS = [triton.Config({}, num_warps=8, num_stages=s) for s in (1, 2)]
+_CONFIGS = [triton.Config({}, num_warps=4, num_stages=s) for s in (1, 2)]  # 8 warps: fp32 (32, 64) spills
+# The output and gradients' kernels: float32's FMA dots (exact "ieee") at (dk, dv) = (32, 64) spill
+# at 4 warps or 2 stages; in the gradients' kernel 4 warps spill in most cases recorded, 16 more.
+_OUT_CONFIGS = [triton.Config({}, num_warps=8, num_stages=1)]
+_GRAD_CONFIGS = [triton.Config({}, num_warps=8, num_stages=1)]
 _SCAN_CONFIGS = [triton.Config({"BKS": bk}, num_warps=w) for bk, w in ((16, 4), (32, 4), (16, 2))]
 _KEY = ["DK", "DV", "NT"]
 
@@ -142,18 +147,19 @@ def _put(ptr, base, t0, N, sn, D, x, R: tl.constexpr, BD: tl.constexpr):
 
 
 @triton.jit
-def _state_ptrs(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, BK: tl.constexpr, BV: tl.constexpr):
-    """Pointers and mask of state `seq` of chunk c, (BK, BV), in h (B·H, NT, NSEQ, DK, DV)."""
+def _state_ptrs(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, k0, BK: tl.constexpr, BV: tl.constexpr):
+    """Pointers and mask of state `seq` of chunk c, channels k0 .. k0 + BK - 1, in h (B·H, NT, NSEQ, DK, BV)
+    (rows padded to BV: the row stride is a constexpr)."""
     offs_k = tl.arange(0, BK)
     offs_v = tl.arange(0, BV)
-    base = ((bh * NT + c) * NSEQ + seq) * DK * DV
-    mask = (offs_k < DK)[:, None] & (offs_v < DV)[None, :]
-    return h_ptr + base + offs_k[:, None] * DV + offs_v[None, :], mask
+    base = ((bh * NT + c) * NSEQ + seq) * DK * BV + k0 * BV
+    mask = (offs_k < DK - k0)[:, None] & (offs_v < DV)[None, :]
+    return h_ptr + base + offs_k[:, None] * BV + offs_v[None, :], mask
 
 
 @triton.jit
-def _state(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, BK: tl.constexpr, BV: tl.constexpr):
-    ptrs, mask = _state_ptrs(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, BK, BV)
+def _state(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, k0, BK: tl.constexpr, BV: tl.constexpr):
+    ptrs, mask = _state_ptrs(h_ptr, bh, c, seq, NT, NSEQ, DK, DV, k0, BK, BV)
     return tl.load(ptrs, mask=mask & (c >= 0) & (c < NT), other=0.0)
 
 
@@ -257,10 +263,10 @@ def _states_kernel(
                     Gs = Gs * _decay(tot)[:, None] + _dot(tl.trans(q * _decay(q_gate)), do, LOWP, dt)
             T += tot
         tl.store(g_ptr + ((bh * NT + c) * 2 + d) * DK + offs_k, T, mask=offs_k < DK)
-        ptrs, mask = _state_ptrs(h_ptr, bh, c, d, NT, NSEQ, DK, DV, BK, BV)
+        ptrs, mask = _state_ptrs(h_ptr, bh, c, d, NT, NSEQ, DK, DV, 0, BK, BV)
         tl.store(ptrs, Hs, mask=mask)
         if GRAD:
-            ptrs, mask = _state_ptrs(h_ptr, bh, c, 2 + d, NT, NSEQ, DK, DV, BK, BV)
+            ptrs, mask = _state_ptrs(h_ptr, bh, c, 2 + d, NT, NSEQ, DK, DV, 0, BK, BV)
             tl.store(ptrs, Gs, mask=mask)
 
 
@@ -279,7 +285,7 @@ def _scan_kernel(h_ptr, g_ptr, DK, DV, NT, NSEQ, BKS: tl.constexpr, BV: tl.const
     S = tl.zeros([BKS, BV], dtype=tl.float32)
     for i in range(0, NT):
         c = tl.where(rev, NT - 1 - i, i).to(tl.int64)
-        ptrs = h_ptr + ((bh * NT + c) * NSEQ + seq) * DK * DV + offs_k[:, None] * DV + offs_v[None, :]
+        ptrs = h_ptr + ((bh * NT + c) * NSEQ + seq) * DK * BV + offs_k[:, None] * BV + offs_v[None, :]
         x = tl.load(ptrs, mask=mask, other=0.0)
         tl.store(ptrs, S, mask=mask)
         g = tl.load(g_ptr + ((bh * NT + c) * 2 + gate) * DK + offs_k, mask=offs_k < DK, other=0.0)
@@ -301,7 +307,7 @@ def _output_direction(q, a_ptr, ab, sa_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, h_pt
     a = _tile(a_ptr, ab, t0 + m * BC, N, sa_n, DK, BC, BK)
     q_state, _, q_pair, G, tot, _ = _gates(a, pre, T, REV)
     # inter: the state entering the chunk
-    o = _dot(q * _decay(q_state), _state(h_ptr, bh, c, REV, NT, NSEQ, DK, DV, BK, BV), LOWP, dt)
+    o = _dot(q * _decay(q_state), _state(h_ptr, bh, c, REV, NT, NSEQ, DK, DV, 0, BK, BV), LOWP, dt)
     # intra, other sub-chunks: forward j < m, backward j > m
     qp = q * _decay(q_pair)
     if REV:
@@ -371,19 +377,21 @@ def _output_kernel(
 
 @triton.jit
 def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n,
-                     do_ptr, dob, sdo_n, h_ptr, g_ptr, bh, c, m, nb, pre, N, DK, DV, NT, scale,
+                     do_ptr, dob, sdo_n, h_ptr, g_ptr, bh, c, m, nb, pre, N, DK, DV, NT, scale, k0,
                      REV: tl.constexpr, LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
                      BK: tl.constexpr, BV: tl.constexpr):
-    """One direction's dq (of the scaled q), dk, dv for sub-chunk m of chunk c, and its gate sum."""
+    """One direction's dq (of the scaled q), dk, dv for sub-chunk m of chunk c, and its gate sum; the
+    channels k0 .. k0 + BK - 1 of dq and dk (q, k and gate bases already offset by k0)."""
+    DKr = DK - k0
     dt = k_ptr.dtype.element_ty
     offs_k = tl.arange(0, BK)
     t0 = c * BT
-    T = tl.load(g_ptr + ((bh * NT + c) * 2 + REV) * DK + offs_k, mask=offs_k < DK, other=0.0)
-    a = _tile(a_ptr, ab, t0 + m * BC, N, sa_n, DK, BC, BK)
+    T = tl.load(g_ptr + ((bh * NT + c) * 2 + REV) * DK + k0 + offs_k, mask=offs_k < DKr, other=0.0)
+    a = _tile(a_ptr, ab, t0 + m * BC, N, sa_n, DKr, BC, BK)
     q_state, k_state, q_pair, G, tot, excl = _gates(a, pre, T, REV)
     # inter: the state entering the chunk (S) and the gradient state entering it from the far side (U)
-    S = _state(h_ptr, bh, c, REV, NT, 4, DK, DV, BK, BV)
-    U = _state(h_ptr, bh, c, 2 + REV, NT, 4, DK, DV, BK, BV)
+    S = _state(h_ptr, bh, c, REV, NT, 4, DK, DV, k0, BK, BV)
+    U = _state(h_ptr, bh, c, 2 + REV, NT, 4, DK, DV, k0, BK, BV)
     kg = _decay(k_state)
     dq = _dot(do, tl.trans(S), LOWP, dt) * _decay(q_state)
     dk = _dot(v, tl.trans(U), LOWP, dt) * kg
@@ -399,8 +407,8 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
         pre_j = tl.zeros([BK], dtype=tl.float32)
     acc = tl.zeros([BC, BK], dtype=tl.float32)
     for j in range(j0, j1):
-        aj = _tile(a_ptr, ab, t0 + j * BC, N, sa_n, DK, BC, BK)
-        kj = _tile(k_ptr, kb, t0 + j * BC, N, sk_n, DK, BC, BK)
+        aj = _tile(a_ptr, ab, t0 + j * BC, N, sa_n, DKr, BC, BK)
+        kj = _tile(k_ptr, kb, t0 + j * BC, N, sk_n, DKr, BC, BK)
         vj = _tile(v_ptr, vb, t0 + j * BC, N, sv_n, DV, BC, BV)
         cj = tl.cumsum(aj, axis=0)
         if REV:
@@ -421,8 +429,8 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
         pre_i = pre + tot
         cm = excl + a
     for i in range(i0, i1):
-        ai = _tile(a_ptr, ab, t0 + i * BC, N, sa_n, DK, BC, BK)
-        qi = _tile(q_ptr, qb, t0 + i * BC, N, sq_n, DK, BC, BK) * scale
+        ai = _tile(a_ptr, ab, t0 + i * BC, N, sa_n, DKr, BC, BK)
+        qi = _tile(q_ptr, qb, t0 + i * BC, N, sq_n, DKr, BC, BK) * scale
         doi = _tile(do_ptr, dob, t0 + i * BC, N, sdo_n, DV, BC, BV)
         ci = tl.cumsum(ai, axis=0)
         tot_i = tl.sum(ai, axis=0)
@@ -439,7 +447,7 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
     r = tl.arange(0, BC)
     scores = tl.zeros([BC, BC], dtype=tl.float32)
     dk_diag = tl.zeros([BC, BK], dtype=tl.float32)
-    for s in range(0, BC):
+    for s in tl.range(0, BC, loop_unroll_factor=1):
         e = _decay(tl.where(_diag_mask(r, s, REV)[:, None], G - _row(G, s, BC)[None, :], float("-inf")))
         p = tl.sum(tl.where((r == s)[None, :], P, 0.0), axis=1)
         ks = _row(k, s, BC)
@@ -451,7 +459,7 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
     return dq, dk, dv, tot
 
 
-@autotune(_OUT_CONFIGS, key=_KEY + ["LOWP"])
+@autotune(_GRAD_CONFIGS, key=_KEY + ["DV_PART", "LOWP"])
 @triton.jit
 def _grads_kernel(
         q_ptr, k_ptr, v_ptr, af_ptr, ab_ptr, do_ptr, h_ptr, g_ptr,
@@ -459,52 +467,59 @@ def _grads_kernel(
         sq_b, sq_n, sq_h, sk_b, sk_n, sk_h, sv_b, sv_n, sv_h, sf_b, sf_n, sf_h, sb_b, sb_n, sb_h,
         sd_b, sd_n, sd_h, sgk_b, sgk_n, sgk_h, sgv_b, sgv_n, sgv_h,
         N, H, DK, DV, NT, scale,
-        LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+        DV_PART: tl.constexpr, LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr,
+        BV: tl.constexpr,
 ):
+    """DV_PART 0: dq, dk, da_f, da_b of the channels k0 .. k0 + BK - 1 (grid axis 2); 1: dv, all
+    channels (BK = dk). The compiler drops what a part does not store."""
     c = tl.program_id(0).to(tl.int64)
     bh = tl.program_id(1).to(tl.int64)
+    k0 = tl.program_id(2) * BK
+    DKr = DK - k0
     b = bh // H
     hh = bh % H
-    qb = b * sq_b + hh * sq_h
-    kb = b * sk_b + hh * sk_h
+    qb = b * sq_b + hh * sq_h + k0
+    kb = b * sk_b + hh * sk_h + k0
     vb = b * sv_b + hh * sv_h
-    fb = b * sf_b + hh * sf_h
-    bb = b * sb_b + hh * sb_h
+    fb = b * sf_b + hh * sf_h + k0
+    bb = b * sb_b + hh * sb_h + k0
     dob = b * sd_b + hh * sd_h
-    gkb = b * sgk_b + hh * sgk_h
+    gkb = b * sgk_b + hh * sgk_h + k0
     gvb = b * sgv_b + hh * sgv_h
     nb = tl.cdiv(tl.minimum(N - c * BT, BT), BC)
     # The gate gradients' carries across chunks: sum_v S * U at the chunk's start boundary is the sum
     # of dA_f over the tokens from the chunk on (U_f there: entering chunk c - 1), and of dA_b over
     # the tokens before it (S_b there: entering chunk c - 1). Zero for the first chunk.
-    from_here_f = tl.sum(_state(h_ptr, bh, c, 0, NT, 4, DK, DV, BK, BV)
-                         * _state(h_ptr, bh, c - 1, 2, NT, 4, DK, DV, BK, BV), axis=1)
-    before_b = tl.sum(_state(h_ptr, bh, c - 1, 1, NT, 4, DK, DV, BK, BV)
-                      * _state(h_ptr, bh, c, 3, NT, 4, DK, DV, BK, BV), axis=1)
+    from_here_f = tl.sum(_state(h_ptr, bh, c, 0, NT, 4, DK, DV, k0, BK, BV)
+                         * _state(h_ptr, bh, c - 1, 2, NT, 4, DK, DV, k0, BK, BV), axis=1)
+    before_b = tl.sum(_state(h_ptr, bh, c - 1, 1, NT, 4, DK, DV, k0, BK, BV)
+                      * _state(h_ptr, bh, c, 3, NT, 4, DK, DV, k0, BK, BV), axis=1)
     pre_f = tl.zeros([BK], dtype=tl.float32)
     pre_b = tl.zeros([BK], dtype=tl.float32)
     for m in range(0, nb):
         t = c * BT + m * BC
-        q = _tile(q_ptr, qb, t, N, sq_n, DK, BC, BK) * scale
-        k = _tile(k_ptr, kb, t, N, sk_n, DK, BC, BK)
+        q = _tile(q_ptr, qb, t, N, sq_n, DKr, BC, BK) * scale
+        k = _tile(k_ptr, kb, t, N, sk_n, DKr, BC, BK)
         v = _tile(v_ptr, vb, t, N, sv_n, DV, BC, BV)
         do = _tile(do_ptr, dob, t, N, sd_n, DV, BC, BV)
         dq_f, dk_f, dv_f, tot_f = _grads_direction(
             q, k, v, do, af_ptr, fb, sf_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, do_ptr, dob, sd_n,
-            h_ptr, g_ptr, bh, c, m, nb, pre_f, N, DK, DV, NT, scale, False, LOWP, BT, BC, BK, BV)
+            h_ptr, g_ptr, bh, c, m, nb, pre_f, N, DK, DV, NT, scale, k0, False, LOWP, BT, BC, BK, BV)
         dq_b, dk_b, dv_b, tot_b = _grads_direction(
             q, k, v, do, ab_ptr, bb, sb_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, do_ptr, dob, sd_n,
-            h_ptr, g_ptr, bh, c, m, nb, pre_b, N, DK, DV, NT, scale, True, LOWP, BT, BC, BK, BV)
-        dA_f = q * dq_f - k * dk_f
-        dA_b = q * dq_b - k * dk_b
-        # da_f[r] = sum_{t >= r} dA_f = from_here_f - sum_{chunk start <= t < r}; da_b[r] = sum_{t <= r} dA_b
-        _put(daf_ptr, gkb, t, N, sgk_n, DK, from_here_f[None, :] - (tl.cumsum(dA_f, axis=0) - dA_f), BC, BK)
-        _put(dab_ptr, gkb, t, N, sgk_n, DK, before_b[None, :] + tl.cumsum(dA_b, axis=0), BC, BK)
-        from_here_f -= tl.sum(dA_f, axis=0)
-        before_b += tl.sum(dA_b, axis=0)
-        _put(dq_ptr, gkb, t, N, sgk_n, DK, (dq_f + dq_b) * scale, BC, BK)
-        _put(dk_ptr, gkb, t, N, sgk_n, DK, dk_f + dk_b, BC, BK)
-        _put(dv_ptr, gvb, t, N, sgv_n, DV, dv_f + dv_b, BC, BV)
+            h_ptr, g_ptr, bh, c, m, nb, pre_b, N, DK, DV, NT, scale, k0, True, LOWP, BT, BC, BK, BV)
+        if DV_PART:
+            _put(dv_ptr, gvb, t, N, sgv_n, DV, dv_f + dv_b, BC, BV)
+        else:
+            dA_f = q * dq_f - k * dk_f
+            dA_b = q * dq_b - k * dk_b
+            # da_f[r] = sum_{t >= r} dA_f = from_here_f - sum_{chunk start <= t < r}; da_b[r] = sum_{t <= r} dA_b
+            _put(daf_ptr, gkb, t, N, sgk_n, DKr, from_here_f[None, :] - (tl.cumsum(dA_f, axis=0) - dA_f), BC, BK)
+            _put(dab_ptr, gkb, t, N, sgk_n, DKr, before_b[None, :] + tl.cumsum(dA_b, axis=0), BC, BK)
+            from_here_f -= tl.sum(dA_f, axis=0)
+            before_b += tl.sum(dA_b, axis=0)
+            _put(dq_ptr, gkb, t, N, sgk_n, DKr, (dq_f + dq_b) * scale, BC, BK)
+            _put(dk_ptr, gkb, t, N, sgk_n, DKr, dk_f + dk_b, BC, BK)
         pre_f += tot_f
         pre_b += tot_b
 
@@ -532,8 +547,8 @@ def _meta(q, k, v) -> dict:
 
 
 def _scan(h: torch.Tensor, g: torch.Tensor, nseq: int, meta: dict) -> None:
-    bh, nt, _, dk, dv = h.shape
-    _scan_kernel[lambda m: (bh, nseq, triton.cdiv(dk, m["BKS"]))](h, g, dk, dv, nt, nseq, BV=meta["BV"])
+    bh, nt, _, dk, bv = h.shape
+    _scan_kernel[lambda m: (bh, nseq, triton.cdiv(dk, m["BKS"]))](h, g, dk, bv, nt, nseq, BV=bv)
 
 
 def bigla_fwd(q, k, v, a_f, a_b, scale: float) -> torch.Tensor:
@@ -544,7 +559,7 @@ def bigla_fwd(q, k, v, a_f, a_b, scale: float) -> torch.Tensor:
     dv = v.shape[-1]
     nt = triton.cdiv(N, BT)
     meta = _meta(q, k, v)
-    h = torch.empty(B * H, nt, 2, dk, dv, device=q.device, dtype=torch.float32)
+    h = torch.empty(B * H, nt, 2, dk, meta["BV"], device=q.device, dtype=torch.float32)
     g = torch.empty(B * H, nt, 2, dk, device=q.device, dtype=torch.float32)
     o = torch.empty(B, N, H, dv, device=q.device, dtype=v.dtype)
     strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(a_f), *_strides(a_b))
@@ -565,13 +580,15 @@ def bigla_bwd(q, k, v, a_f, a_b, do, scale: float):
     dv = v.shape[-1]
     nt = triton.cdiv(N, BT)
     meta = _meta(q, k, v)
-    h = torch.empty(B * H, nt, 4, dk, dv, device=q.device, dtype=torch.float32)
+    h = torch.empty(B * H, nt, 4, dk, meta["BV"], device=q.device, dtype=torch.float32)
     g = torch.empty(B * H, nt, 2, dk, device=q.device, dtype=torch.float32)
     grads = [torch.empty(t.shape, device=q.device, dtype=t.dtype) for t in (q, k, v, a_f, a_b)]
     strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(a_f), *_strides(a_b), *_strides(do))
     _states_kernel[(nt, B * H)](q, k, v, a_f, a_b, do, h, g, *strides, N, H, dk, dv, nt, 4, scale,
                                 GRAD=1, BC=BC, **meta)
     _scan(h, g, 4, meta)
-    _grads_kernel[(nt, B * H)](q, k, v, a_f, a_b, do, h, g, *grads, *strides, *_strides(grads[0]),
-                               *_strides(grads[2]), N, H, dk, dv, nt, scale, BC=BC, **meta)
+    args = (q, k, v, a_f, a_b, do, h, g, *grads, *strides, *_strides(grads[0]), *_strides(grads[2]),
+            N, H, dk, dv, nt, scale)
+    _grads_kernel[(nt, B * H, triton.cdiv(dk, BC))](*args, DV_PART=0, BC=BC, **{**meta, "BK": BC})
+    _grads_kernel[(nt, B * H, 1)](*args, DV_PART=1, BC=BC, **meta)
     return tuple(grads)

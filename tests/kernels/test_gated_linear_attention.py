@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from kernel_checks import DEVICE, assert_close, needs_triton
+from kernel_checks import DEVICE, RATIO, assert_close, needs_triton
 
 from zoo.kernels.gated_linear_attention import _path, bidirectional_gla
 from zoo.kernels.gated_linear_attention.reference import bigla_chunked, bigla_recurrent
@@ -102,10 +102,12 @@ def test_dispatch(monkeypatch):
 # --- Triton kernel ---------------------------------------------------------------------------
 
 SHAPES = [  # (B, N, H, dk, dv): the variants' head dims (plain ViG 32/64, ViG-H 16/32), ragged N
-    (1, 1, 1, 16, 32),
-    (2, 37, 2, 16, 32),
+    (1, 1, 1, 16, 32),     # less than one 16-token sub-chunk
+    (2, 37, 2, 16, 32),    # ragged, inside one 64-token chunk
     (1, 35, 1, 32, 64),
     (1, 16, 2, 32, 64),
+    (1, 140, 1, 16, 32),   # three chunks, the last ragged: the state scans and the gate carries
+    (1, 70, 1, 24, 40),    # head dims below their power-of-two tiles, and two channel tiles of dq / dk
 ]
 
 
@@ -140,8 +142,12 @@ def test_triton_reads_strided_views_of_a_fused_projection():
     views = [q.unflatten(-1, (H, dk)), k.unflatten(-1, (H, dk)), v.unflatten(-1, (H, dv)),
              a_f.unflatten(-1, (H, dk)), a_b.unflatten(-1, (H, dk))]
     assert not views[0].is_contiguous()
-    out = bidirectional_gla(*views, impl="triton")
-    assert_close("o", out, bigla_recurrent(*[t.double().cpu() for t in views]), ratio=2e-6)
+    do = torch.randn(B, N, H, dv, generator=g).to(DEVICE)
+    out, grads = _grads(lambda *t: bidirectional_gla(*t, impl="triton"), views, do)
+    expected, expected_grads = _grads(bigla_recurrent, [t.double().cpu() for t in views], do.double().cpu())
+    assert_close("o", out, expected, ratio=2e-6)
+    for name, gr, e in zip(("q", "k", "v", "a_f", "a_b"), grads, expected_grads):
+        assert_close(name, gr, e, ratio=5e-6)
 
 
 @needs_triton
@@ -156,9 +162,48 @@ def test_triton_bfloat16_keeps_fp32_state():
     assert_close("o", out, expected)
 
 
+def _grads(fn, inputs, do):
+    inputs = [t.detach().requires_grad_() for t in inputs]
+    out = fn(*inputs)
+    return out, torch.autograd.grad(out, inputs, do)
+
+
 @needs_triton
 def test_triton_strong_gates_stay_finite():
-    inputs = make_inputs(1, 40, 1, 16, 32, gate_scale=200.0)
-    out = bidirectional_gla(*(t.to(DEVICE, torch.float32) for t in inputs), impl="triton")
+    """Log-decays down to about -110 per token over two chunks: every exponent the kernels form is a
+    sum of log-decays (<= 0), none a factorised exp(A[t]) exp(-A[s]). The kernels' exponents are
+    differences of fp32 in-sub-chunk cumsums (up to 16 tokens): each decay is off by up to
+    eps32 * 16 * max|a| relatively, which sets the tolerance."""
+    inputs = make_inputs(1, 70, 1, 16, 32, gate_scale=200.0)
+    ratio = max(2e-5, torch.finfo(torch.float32).eps * 16 * max(t.abs().max().item() for t in inputs[3:]))
+    do = torch.randn(1, 70, 1, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    expected, expected_grads = _grads(bigla_recurrent, inputs, do)
+    out, grads = _grads(lambda *t: bidirectional_gla(*t, impl="triton"),
+                        [t.to(DEVICE, torch.float32) for t in inputs], do.to(DEVICE, torch.float32))
     assert torch.isfinite(out).all()
-    assert_close("o", out, bigla_recurrent(*inputs), ratio=2e-6)
+    assert_close("o", out, expected, ratio=ratio)
+    for name, g, e in zip(("q", "k", "v", "a_f", "a_b"), grads, expected_grads):
+        assert_close(name, g, e, ratio=ratio)
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype, gate_dtype, shape", [
+    (torch.bfloat16, torch.float32, (1, 70, 2, 16, 32)),    # ViG's autocast: 16-bit q, k, v, fp32 gates
+    (torch.bfloat16, torch.bfloat16, (1, 130, 1, 32, 64)),  # three chunks
+    (torch.float16, torch.float16, (1, 40, 1, 64, 64)),
+], ids=["bf16-fp32gates", "bf16", "fp16"])
+def test_triton_16bit_forward_and_gradients(dtype, gate_dtype, shape):
+    """16-bit q, k, v: tl.dot operands rounded to the dtype (<= 2^-8 relative for bf16, 2^-11 for fp16,
+    per operand), fp32 accumulation and fp32 states; compared with float64 on the same rounded inputs,
+    at RATIO of the dtype (1e-2 of the compared tensor's RMS, 10x that of its max)."""
+    inputs = make_inputs(*shape)
+    rounded = [t.to(dtype) for t in inputs[:3]] + [t.to(gate_dtype) for t in inputs[3:]]
+    do = torch.randn(*shape[:3], shape[4], generator=torch.Generator().manual_seed(6), dtype=torch.float64).to(dtype)
+    expected, expected_grads = _grads(bigla_recurrent, [t.double() for t in rounded], do.double())
+    out, grads = _grads(lambda *t: bidirectional_gla(*t, impl="triton"), [t.to(DEVICE) for t in rounded],
+                        do.to(DEVICE))
+    assert out.dtype == dtype
+    assert_close("o", out, expected)
+    for name, g, e, t in zip(("q", "k", "v", "a_f", "a_b"), grads, expected_grads, rounded):
+        assert g.dtype == t.dtype, name
+        assert_close(name, g, e, ratio=RATIO[dtype])
