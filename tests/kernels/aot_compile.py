@@ -87,10 +87,10 @@ def _cases():
 
     # bidirectional gated linear attention: (dk, dv) of ViG-H and plain ViG, fp32 contiguous and as
     # views of a fused projection (the model's layout), bf16 / fp16 q, k, v with fp32 or low-precision gates.
-    def gla_case(dk, dv, qkv_dtype, gate_dtype, fused):
+    def gla_case(dk, dv, qkv_dtype, gate_dtype, fused, n=37):
         def run():
             from zoo.kernels.gated_linear_attention import bidirectional_gla
-            b, n, h = 1, 37, 2
+            b, h = 1, 2
             if fused:
                 qkv = randn(b, n, h * (2 * dk + dv), dtype=qkv_dtype)
                 gates = (F.logsigmoid(randn(b, n, 2 * h * dk)) / 16).to(gate_dtype)
@@ -102,13 +102,16 @@ def _cases():
                 a_f, a_b = ((F.logsigmoid(randn(b, n, h, dk)) / 16).to(gate_dtype) for _ in range(2))
             inputs = [t.requires_grad_() for t in (q, k, v, a_f, a_b)]
             backward(bidirectional_gla(*inputs, impl="triton"), inputs)
-        return f"bidirectional_gla dk={dk} dv={dv} {qkv_dtype} gates {gate_dtype} fused={fused}", run
+        return f"bidirectional_gla dk={dk} dv={dv} {qkv_dtype} gates {gate_dtype} fused={fused} n={n}", run
 
     for dk, dv, qkv_dtype, gate_dtype, fused in [
             (16, 32, torch.float32, torch.float32, False), (32, 64, torch.float32, torch.float32, True),
             (16, 32, torch.bfloat16, torch.float32, False), (32, 64, torch.bfloat16, torch.bfloat16, True),
             (64, 64, torch.float16, torch.float16, False)]:
         cases.append(gla_case(dk, dv, qkv_dtype, gate_dtype, fused))
+    # several 64-token chunks (the chunk count is then no constexpr 1): the scans and carries run
+    cases.append(gla_case(32, 64, torch.bfloat16, torch.bfloat16, True, n=150))
+    cases.append(gla_case(32, 64, torch.float32, torch.float32, True, n=150))
 
     # Gaussian attention (SOFT): the kernel tests' shapes (b, h, n, m, d, e) in fp32, and low precision.
     def gaussian_case(shape, dtype):
