@@ -33,15 +33,16 @@ of every recorded case, chunk count 1 and 3). Chunks of 64 tokens, sub-chunks of
     _grads_kernel dv       (16, 32) fp32 / bf16          8/1                 175 / 109      0/0
                            (32, 64) fp32 / bf16          8/1                 175 / 128      0/0
                            (64, 64) fp16                 8/1                 213            0/0
-    _grads_kernel dq/dk    (16, 32) fp32 / bf16          8/1                 235 / 240      0/0
-      (16-channel tiles)   (32, 64) bf16, 3 chunks       8/1                 255            0/0
-                           (32, 64) bf16, 1 chunk        8/1                 255            28/28
-                           (64, 64) fp16                 8/1                 255            28/28
-                           (32, 64) fp32                 8/1                 255            216/208
+    _grads_kernel dq/dk    (16, 32) fp32 / bf16          8/1                 178 / 215      0/0
+      (16-channel tiles,   (32, 64) fp32, 1 / 3 chunks   8/1                 179 / 178      0/0
+       dv 16 at a time)    (32, 64) bf16, 1 / 3 chunks   8/1                 234 / 231      0/0
+                           (64, 64) fp16                 8/1                 234            0/0
 
-Spills left: the dq / dk part of the gradients at dv = 64 (float32's exact "ieee" FMA dots over
-dv; 16-bit at the 255-register limit). The sequential kernel it replaces spilled 1308/1316 (fp32
-(32, 64)), 12/12 (bf16) and 180/208 (fp16 (64, 64)) bytes.
+No spills. The dq / dk part takes its products over dv (with the states, and do . v between
+sub-chunks) BVS = 16 channels at a time, read from memory per slice; holding all of dv (BV = 64)
+it spilled at 255 registers: fp32 (32, 64) 216/208 (1 chunk) and 208/200 (3 chunks), bf16 1 chunk
+and fp16 (64, 64) 28/28 bytes (slices of 32: fp32 still 76/80). The sequential kernel it replaces
+spilled 1308/1316 (fp32 (32, 64)), 12/12 (bf16) and 180/208 (fp16 (64, 64)) bytes.
 """
 from __future__ import annotations
 

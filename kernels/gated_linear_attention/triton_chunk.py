@@ -36,8 +36,9 @@ Kernels (grid (chunks, B·H) unless said; states S (dk, dv) fp32 in registers an
                      (sub-chunk pairs, diagonal sub-chunks) summed in registers, written once in
                      v's dtype.
     _grads_kernel    launched twice: DV_PART 0, grid (chunks, B·H, dk / 16): dq, dk, da_f, da_b of 16
-                     channels; DV_PART 1: dv (all channels). Both directions summed in registers,
-                     each gradient written once in its input's dtype. With dA = q * dq - k * dk per
+                     channels, its products over dv 16 channels (BVS) at a time; DV_PART 1: dv (all
+                     channels). Both directions summed in registers, each gradient written once in
+                     its input's dtype. With dA = q * dq - k * dk per
                      direction (q scaled, dq the gradient of the scaled q), da_f[r] = sum_{t >= r}
                      dA_f[t] and da_b[r] = sum_{t <= r} dA_b[t]: in-chunk cumsums plus a carry
                      across chunks, read off the scanned states: the sum of dA over the tokens on
@@ -85,6 +86,7 @@ from .._dispatch import triton_interpreted
 
 BT = 64  # chunk: the unit of the state scan
 BC = 16  # sub-chunk: the unit of the intra-chunk dots (tl.dot's smallest side)
+BVS = 16  # dq / dk gradients' part: dv channels per step of its products over dv (32 spills fp32 at dv 64)
 # Triton 3.6 / 3.8's interpreter has no bfloat16 tl.dot (it multiplies the raw uint16 bits); read
 # once, as Triton reads TRITON_INTERPRET when @triton.jit runs
 _INTERPRETED = tl.constexpr(triton_interpreted())
@@ -376,12 +378,45 @@ def _output_kernel(
 # ----------------------------------------------------------------------------- backward gradients
 
 @triton.jit
+def _pairs_dv(x_ptr, xb, sx_n, tx, y_ptr, yb, sy_n, ty, N, DV, LOWP: tl.constexpr, dt: tl.constexpr,
+              BC: tl.constexpr, BV: tl.constexpr, BVS: tl.constexpr):
+    """x_t . y_s over the dv channels, (BC, BC) fp32, for the BC tokens from tx (x) and from ty (y):
+    x @ y^T, read and multiplied BVS channels at a time (registers: no (BC, BV) tile held)."""
+    acc = tl.zeros([BC, BC], dtype=tl.float32)
+    for v0 in tl.range(0, BV, BVS, loop_unroll_factor=1):
+        x = _tile(x_ptr, xb + v0, tx, N, sx_n, DV - v0, BC, BVS)
+        y = _tile(y_ptr, yb + v0, ty, N, sy_n, DV - v0, BC, BVS)
+        acc += _dot(x, tl.trans(y), LOWP, dt)
+    return acc
+
+
+@triton.jit
+def _times_state_dv(x_ptr, xb, sx_n, tx, h_ptr, bh, c, seq, N, NT, NSEQ, DK, DV, k0, LOWP: tl.constexpr,
+                    dt: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BVS: tl.constexpr):
+    """x @ S^T, (BC, BK) fp32: the BC tokens of x from tx against state `seq` of chunk c (channels
+    k0 .. k0 + BK - 1), summed over dv BVS channels at a time."""
+    offs_k = tl.arange(0, BK)
+    base = ((bh * NT + c) * NSEQ + seq) * DK * BV + k0 * BV
+    acc = tl.zeros([BC, BK], dtype=tl.float32)
+    for v0 in tl.range(0, BV, BVS, loop_unroll_factor=1):
+        offs_v = v0 + tl.arange(0, BVS)
+        mask = (offs_k < DK - k0)[:, None] & (offs_v < DV)[None, :] & (c >= 0) & (c < NT)
+        S = tl.load(h_ptr + base + offs_k[:, None] * BV + offs_v[None, :], mask=mask, other=0.0)
+        x = _tile(x_ptr, xb + v0, tx, N, sx_n, DV - v0, BC, BVS)
+        acc += _dot(x, tl.trans(S), LOWP, dt)
+    return acc
+
+
+@triton.jit
 def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n,
                      do_ptr, dob, sdo_n, h_ptr, g_ptr, bh, c, m, nb, pre, N, DK, DV, NT, scale, k0,
-                     REV: tl.constexpr, LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
-                     BK: tl.constexpr, BV: tl.constexpr):
+                     REV: tl.constexpr, DV_PART: tl.constexpr, LOWP: tl.constexpr, BT: tl.constexpr,
+                     BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BVS: tl.constexpr):
     """One direction's dq (of the scaled q), dk, dv for sub-chunk m of chunk c, and its gate sum; the
-    channels k0 .. k0 + BK - 1 of dq and dk (q, k and gate bases already offset by k0)."""
+    channels k0 .. k0 + BK - 1 of dq and dk (q, k and gate bases already offset by k0).
+    DV_PART 0 (dq, dk only; v and do unused, dv not formed): every product over dv (with the states
+    and do . v between sub-chunks) reads v, do and the states BVS channels at a time, so no
+    (·, BV) tile is live beside the dq / dk accumulators."""
     DKr = DK - k0
     dt = k_ptr.dtype.element_ty
     offs_k = tl.arange(0, BK)
@@ -390,12 +425,20 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
     a = _tile(a_ptr, ab, t0 + m * BC, N, sa_n, DKr, BC, BK)
     q_state, k_state, q_pair, G, tot, excl = _gates(a, pre, T, REV)
     # inter: the state entering the chunk (S) and the gradient state entering it from the far side (U)
-    S = _state(h_ptr, bh, c, REV, NT, 4, DK, DV, k0, BK, BV)
-    U = _state(h_ptr, bh, c, 2 + REV, NT, 4, DK, DV, k0, BK, BV)
+    tm = t0 + m * BC
     kg = _decay(k_state)
-    dq = _dot(do, tl.trans(S), LOWP, dt) * _decay(q_state)
-    dk = _dot(v, tl.trans(U), LOWP, dt) * kg
-    dv = _dot(k * kg, U, LOWP, dt)
+    if DV_PART:
+        S = _state(h_ptr, bh, c, REV, NT, 4, DK, DV, k0, BK, BV)
+        U = _state(h_ptr, bh, c, 2 + REV, NT, 4, DK, DV, k0, BK, BV)
+        dq = _dot(do, tl.trans(S), LOWP, dt) * _decay(q_state)
+        dk = _dot(v, tl.trans(U), LOWP, dt) * kg
+        dv = _dot(k * kg, U, LOWP, dt)
+    else:
+        dq = _times_state_dv(do_ptr, dob, sdo_n, tm, h_ptr, bh, c, REV, N, NT, 4, DK, DV, k0,
+                             LOWP, dt, BC, BK, BV, BVS) * _decay(q_state)
+        dk = _times_state_dv(v_ptr, vb, sv_n, tm, h_ptr, bh, c, 2 + REV, N, NT, 4, DK, DV, k0,
+                             LOWP, dt, BC, BK, BV, BVS) * kg
+        dv = tl.zeros([BC, BV], dtype=tl.float32)  # not formed in this part
     # m as the query block, s-blocks j: forward j < m, backward j > m
     if REV:
         j0 = m + 1
@@ -409,12 +452,17 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
     for j in range(j0, j1):
         aj = _tile(a_ptr, ab, t0 + j * BC, N, sa_n, DKr, BC, BK)
         kj = _tile(k_ptr, kb, t0 + j * BC, N, sk_n, DKr, BC, BK)
-        vj = _tile(v_ptr, vb, t0 + j * BC, N, sv_n, DV, BC, BV)
+        if DV_PART:
+            vj = _tile(v_ptr, vb, t0 + j * BC, N, sv_n, DV, BC, BV)
         cj = tl.cumsum(aj, axis=0)
         if REV:
             cj = cj - aj
         kp = kj * _decay(_pair_key(cj, pre, tot, pre_j, REV))
-        acc += _dot(_dot(do, tl.trans(vj), LOWP, dt), kp, LOWP, dt)
+        if DV_PART:
+            dov = _dot(do, tl.trans(vj), LOWP, dt)
+        else:
+            dov = _pairs_dv(do_ptr, dob, sdo_n, tm, v_ptr, vb, sv_n, t0 + j * BC, N, DV, LOWP, dt, BC, BV, BVS)
+        acc += _dot(dov, kp, LOWP, dt)
         pre_j += tl.sum(aj, axis=0)
     dq += acc * _decay(q_pair)
     # m as the key block, t-blocks i: forward i > m, backward i < m
@@ -431,7 +479,8 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
     for i in range(i0, i1):
         ai = _tile(a_ptr, ab, t0 + i * BC, N, sa_n, DKr, BC, BK)
         qi = _tile(q_ptr, qb, t0 + i * BC, N, sq_n, DKr, BC, BK) * scale
-        doi = _tile(do_ptr, dob, t0 + i * BC, N, sdo_n, DV, BC, BV)
+        if DV_PART:
+            doi = _tile(do_ptr, dob, t0 + i * BC, N, sdo_n, DV, BC, BV)
         ci = tl.cumsum(ai, axis=0)
         tot_i = tl.sum(ai, axis=0)
         if REV:
@@ -439,11 +488,18 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
         else:
             qi = qi * _decay(ci)
         kexp = _decay(_pair_key(cm, pre_i, tot_i, pre, REV))
-        dk += kexp * _dot(tl.trans(_dot(doi, tl.trans(v), LOWP, dt)), qi, LOWP, dt)
-        dv += _dot(tl.trans(_dot(qi, tl.trans(k * kexp), LOWP, dt)), doi, LOWP, dt)
+        if DV_PART:
+            dk += kexp * _dot(tl.trans(_dot(doi, tl.trans(v), LOWP, dt)), qi, LOWP, dt)
+            dv += _dot(tl.trans(_dot(qi, tl.trans(k * kexp), LOWP, dt)), doi, LOWP, dt)
+        else:
+            dov = _pairs_dv(do_ptr, dob, sdo_n, t0 + i * BC, v_ptr, vb, sv_n, tm, N, DV, LOWP, dt, BC, BV, BVS)
+            dk += kexp * _dot(tl.trans(dov), qi, LOWP, dt)
         pre_i += tot_i
     # the diagonal sub-chunk: per (t, s, c), one key column s at a time
-    P = _dot(do, tl.trans(v), LOWP, dt)  # [t, s]
+    if DV_PART:
+        P = _dot(do, tl.trans(v), LOWP, dt)  # [t, s]
+    else:
+        P = _pairs_dv(do_ptr, dob, sdo_n, tm, v_ptr, vb, sv_n, tm, N, DV, LOWP, dt, BC, BV, BVS)
     r = tl.arange(0, BC)
     scores = tl.zeros([BC, BC], dtype=tl.float32)
     dk_diag = tl.zeros([BC, BK], dtype=tl.float32)
@@ -455,7 +511,8 @@ def _grads_direction(q, k, v, do, a_ptr, ab, sa_n, q_ptr, qb, sq_n, k_ptr, kb, s
         dk_diag = tl.where((r == s)[:, None], tl.sum(p[:, None] * q * e, axis=0)[None, :], dk_diag)
         scores = tl.where((r == s)[None, :], tl.sum(q * ks[None, :] * e, axis=1)[:, None], scores)
     dk += dk_diag
-    dv += _dot(tl.trans(scores), do, LOWP, dt)
+    if DV_PART:
+        dv += _dot(tl.trans(scores), do, LOWP, dt)
     return dq, dk, dv, tot
 
 
@@ -468,10 +525,11 @@ def _grads_kernel(
         sd_b, sd_n, sd_h, sgk_b, sgk_n, sgk_h, sgv_b, sgv_n, sgv_h,
         N, H, DK, DV, NT, scale,
         DV_PART: tl.constexpr, LOWP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr,
-        BV: tl.constexpr,
+        BV: tl.constexpr, BVS: tl.constexpr,
 ):
-    """DV_PART 0: dq, dk, da_f, da_b of the channels k0 .. k0 + BK - 1 (grid axis 2); 1: dv, all
-    channels (BK = dk). The compiler drops what a part does not store."""
+    """DV_PART 0: dq, dk, da_f, da_b of the channels k0 .. k0 + BK - 1 (grid axis 2), the products
+    over dv taken BVS channels at a time; 1: dv, all channels (BK = dk). The compiler drops what a
+    part does not store."""
     c = tl.program_id(0).to(tl.int64)
     bh = tl.program_id(1).to(tl.int64)
     k0 = tl.program_id(2) * BK
@@ -504,10 +562,12 @@ def _grads_kernel(
         do = _tile(do_ptr, dob, t, N, sd_n, DV, BC, BV)
         dq_f, dk_f, dv_f, tot_f = _grads_direction(
             q, k, v, do, af_ptr, fb, sf_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, do_ptr, dob, sd_n,
-            h_ptr, g_ptr, bh, c, m, nb, pre_f, N, DK, DV, NT, scale, k0, False, LOWP, BT, BC, BK, BV)
+            h_ptr, g_ptr, bh, c, m, nb, pre_f, N, DK, DV, NT, scale, k0, False, DV_PART, LOWP, BT, BC, BK, BV,
+            BVS)
         dq_b, dk_b, dv_b, tot_b = _grads_direction(
             q, k, v, do, ab_ptr, bb, sb_n, q_ptr, qb, sq_n, k_ptr, kb, sk_n, v_ptr, vb, sv_n, do_ptr, dob, sd_n,
-            h_ptr, g_ptr, bh, c, m, nb, pre_b, N, DK, DV, NT, scale, k0, True, LOWP, BT, BC, BK, BV)
+            h_ptr, g_ptr, bh, c, m, nb, pre_b, N, DK, DV, NT, scale, k0, True, DV_PART, LOWP, BT, BC, BK, BV,
+            BVS)
         if DV_PART:
             _put(dv_ptr, gvb, t, N, sgv_n, DV, dv_f + dv_b, BC, BV)
         else:
@@ -589,6 +649,7 @@ def bigla_bwd(q, k, v, a_f, a_b, do, scale: float):
     _scan(h, g, 4, meta)
     args = (q, k, v, a_f, a_b, do, h, g, *grads, *strides, *_strides(grads[0]), *_strides(grads[2]),
             N, H, dk, dv, nt, scale)
-    _grads_kernel[(nt, B * H, triton.cdiv(dk, BC))](*args, DV_PART=0, BC=BC, **{**meta, "BK": BC})
-    _grads_kernel[(nt, B * H, 1)](*args, DV_PART=1, BC=BC, **meta)
+    bvs = min(meta["BV"], BVS)
+    _grads_kernel[(nt, B * H, triton.cdiv(dk, BC))](*args, DV_PART=0, BC=BC, BVS=bvs, **{**meta, "BK": BC})
+    _grads_kernel[(nt, B * H, 1)](*args, DV_PART=1, BC=BC, BVS=meta["BV"], **meta)
     return tuple(grads)
