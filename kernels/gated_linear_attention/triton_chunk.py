@@ -606,9 +606,10 @@ def _meta(q, k, v) -> dict:
     return dict(LOWP=int(lowp), BT=BT, BK=max(16, triton.next_power_of_2(dk)), BV=max(16, triton.next_power_of_2(dv)))
 
 
-def _scan(h: torch.Tensor, g: torch.Tensor, nseq: int, meta: dict) -> None:
+def _scan(h: torch.Tensor, g: torch.Tensor, dv: int, nseq: int) -> None:
+    """dv, not the padded row width: the padding columns of h are never written (torch.empty)."""
     bh, nt, _, dk, bv = h.shape
-    _scan_kernel[lambda m: (bh, nseq, triton.cdiv(dk, m["BKS"]))](h, g, dk, bv, nt, nseq, BV=bv)
+    _scan_kernel[lambda m: (bh, nseq, triton.cdiv(dk, m["BKS"]))](h, g, dk, dv, nt, nseq, BV=bv)
 
 
 def bigla_fwd(q, k, v, a_f, a_b, scale: float) -> torch.Tensor:
@@ -625,7 +626,7 @@ def bigla_fwd(q, k, v, a_f, a_b, scale: float) -> torch.Tensor:
     strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(a_f), *_strides(a_b))
     _states_kernel[(nt, B * H)](q, k, v, a_f, a_b, v, h, g, *strides, 0, 0, 0,
                                 N, H, dk, dv, nt, 2, scale, GRAD=0, BC=BC, **meta)
-    _scan(h, g, 2, meta)
+    _scan(h, g, dv, 2)
     _output_kernel[(nt, B * H)](q, k, v, a_f, a_b, h, g, o, *strides, *_strides(o),
                                 N, H, dk, dv, nt, 2, scale, BC=BC, **meta)
     return o
@@ -646,7 +647,7 @@ def bigla_bwd(q, k, v, a_f, a_b, do, scale: float):
     strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(a_f), *_strides(a_b), *_strides(do))
     _states_kernel[(nt, B * H)](q, k, v, a_f, a_b, do, h, g, *strides, N, H, dk, dv, nt, 4, scale,
                                 GRAD=1, BC=BC, **meta)
-    _scan(h, g, 4, meta)
+    _scan(h, g, dv, 4)
     args = (q, k, v, a_f, a_b, do, h, g, *grads, *strides, *_strides(grads[0]), *_strides(grads[2]),
             N, H, dk, dv, nt, scale)
     bvs = min(meta["BV"], BVS)
