@@ -633,8 +633,9 @@ def bigla_fwd(q, k, v, a_f, a_b, scale: float) -> torch.Tensor:
 
 
 def bigla_bwd(q, k, v, a_f, a_b, do, scale: float):
-    """Gradients (dq, dk, dv, da_f, da_b) of sum(o * do), each in its input's dtype: 3 launches
-    (states with the gradient states, scan of 4 sequences, gradients)."""
+    """Gradients (dq, dk, dv, da_f, da_b) of sum(o * do), each in its input's dtype: 4 launches
+    (states with the gradient states, scan of 4 sequences, gradients in two parts: dq / dk / da
+    over 16-channel key tiles, then dv)."""
     _check_dtypes(q, k, v, a_f, a_b, do)
     q, k, v, a_f, a_b, do = (_unit_stride(t) for t in (q, k, v, a_f, a_b, do))
     B, N, H, dk = q.shape
