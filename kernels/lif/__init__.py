@@ -29,7 +29,7 @@ sm_90 resources (`tests/kernels/test_compile_sm90.py` / `aot_compile.py`: Triton
 bundled `ptxas -v`, no GPU; registers per thread; every candidate config of the recorded launches,
 54 specialisations, 2026-12-06): whole (T, BLOCK) tiles of COLUMNS = 32 / next_pow2(T) neurons
 per thread within 1..8 (a quarter for float64), BLOCK = COLUMNS x 32 x warps, the warps (2, 4, 8)
-autotuned on the GPU; T = 1, 2, 3, 4, 8, 16 launched. Forward 32-94 registers, backward 40-110
+autotuned on the GPU; T = 1, 2, 3, 4, 8, 16 launched. Forward 32-102 registers, backward 40-110
 (float64 T = 16: 168); no spill. (Before, with the membrane stored and per-step loads and
 stores at BLOCK 1024: forward 32-148, backward 37-130, no spill.)
 

@@ -105,7 +105,9 @@ def _lif_fwd_kernel(
     mask = offs < N
     cdt: tl.constexpr = tl.float64 if FP64 else tl.float32
     hs = _membrane(_load_steps(x_ptr, offs, mask, N, T, TP, cdt), tau, v_th, v_reset, T, TP, FP64)
-    _store_steps(s_ptr, hs >= v_th, offs, mask, N, T, TP)
+    # 0 / 1 as a float tile, not the comparison's int1: exact in every dtype, and Triton's
+    # interpreter cannot cast int1 tiles to bfloat16.
+    _store_steps(s_ptr, tl.where(hs >= v_th, 1.0, 0.0), offs, mask, N, T, TP)
 
 
 @autotune(_CONFIGS, key=["N", "T"])
