@@ -82,14 +82,11 @@ import triton
 import triton.language as tl
 
 from .._autotune import autotune
-from .._dispatch import triton_interpreted
+from .._tl import dot_16bit
 
 BT = 64  # chunk: the unit of the state scan
 BC = 16  # sub-chunk: the unit of the intra-chunk dots (tl.dot's smallest side)
 BVS = 16  # dq / dk gradients' part: dv channels per step of its products over dv (32 spills fp32 at dv 64)
-# Triton 3.6 / 3.8's interpreter has no bfloat16 tl.dot (it multiplies the raw uint16 bits); read
-# once, as Triton reads TRITON_INTERPRET when @triton.jit runs
-_INTERPRETED = tl.constexpr(triton_interpreted())
 
 # Autotuned on a GPU per (dk, dv, chunk count) and dtypes; every candidate compiles spill-free for
 # sm_90 in every recorded case (tests/kernels/test_compile_sm90.py). Smallest first (the CPU tests').
@@ -111,21 +108,10 @@ def _decay(x):
 
 
 @triton.jit
-def _round_bf16(x):
-    """fp32 x rounded to the nearest bfloat16 (ties to even), kept in fp32: the GPU's conversion."""
-    bits = x.to(tl.uint32, bitcast=True)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return bits.to(tl.float32, bitcast=True)
-
-
-@triton.jit
 def _dot(a, b, LOWP: tl.constexpr, dt: tl.constexpr):
     """a @ b with fp32 accumulation: fp32 operands exactly (LOWP 0), or rounded to dt (LOWP 1)."""
     if LOWP:
-        if _INTERPRETED and dt == tl.bfloat16:
-            c = tl.dot(_round_bf16(a.to(tl.float32)), _round_bf16(b.to(tl.float32)), input_precision="ieee")
-        else:
-            c = tl.dot(a.to(dt, fp_downcast_rounding="rtne"), b.to(dt, fp_downcast_rounding="rtne"))
+        c = dot_16bit(a, b, dt)
     else:
         c = tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
     return c

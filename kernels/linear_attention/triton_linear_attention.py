@@ -82,16 +82,13 @@ import triton
 import triton.language as tl
 
 from .._autotune import autotune, base_jit_function
-from .._dispatch import triton_interpreted
+from .._tl import dot_16bit
 from .reference import rope_2d_angles
 
 VARIANT_IDS = {"rala": 0, "mala": 1, "inline": 2}
 SUPPORTED_HEAD_DIMS = (16, 32, 64)
 # tl.dot operands per input dtype (see _mm): float32's exact products, 16-bit inputs' own dtype
 DOT_PRECISIONS = {torch.float32: "ieee", torch.bfloat16: "bf16", torch.float16: "fp16"}
-# Triton 3.6 / 3.8's interpreter has no bfloat16 tl.dot (it multiplies the raw uint16 bits); read
-# once, as Triton reads TRITON_INTERPRET when @triton.jit runs
-_INTERPRETED = tl.constexpr(triton_interpreted())
 
 # Autotuned on the GPU: warps and pipeline stages, per token count, heads, chunk count, the kernel's
 # constexprs and the dtypes (Triton adds the tensors' dtypes to the key). The token tile (block_n)
@@ -148,26 +145,14 @@ def _rotate_every_two(x, BN: tl.constexpr, D: tl.constexpr):
 
 
 @triton.jit
-def _round_to_bf16(x):
-    """fp32 x rounded to the nearest bfloat16 (ties to even), kept in fp32 (finite x): what the
-    GPU's conversion gives; the interpreter's .to(tl.bfloat16) truncates whatever the rounding mode."""
-    bits = x.to(tl.uint32, bitcast=True)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return bits.to(tl.float32, bitcast=True)
-
-
-@triton.jit
 def _mm(a, b, DOT_PRECISION: tl.constexpr):
     """a @ b of fp32 tiles with fp32 accumulation: "ieee" (float32 inputs) multiplies the fp32
     values exactly; "bf16" / "fp16" (16-bit inputs) rounds both operands to nearest in the input
     dtype (the tensor cores' 16-bit products; exact where an operand is a loaded input)."""
     if DOT_PRECISION == "bf16":
-        if _INTERPRETED:  # the interpreter's bf16 dot multiplies bit patterns: the same products in fp32
-            c = tl.dot(_round_to_bf16(a), _round_to_bf16(b), input_precision="ieee")
-        else:
-            c = tl.dot(a.to(tl.bfloat16, fp_downcast_rounding="rtne"), b.to(tl.bfloat16, fp_downcast_rounding="rtne"))
+        c = dot_16bit(a, b, tl.bfloat16)
     elif DOT_PRECISION == "fp16":
-        c = tl.dot(a.to(tl.float16, fp_downcast_rounding="rtne"), b.to(tl.float16, fp_downcast_rounding="rtne"))
+        c = dot_16bit(a, b, tl.float16)
     else:
         c = tl.dot(a, b, input_precision="ieee")
     return c

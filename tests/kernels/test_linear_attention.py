@@ -315,18 +315,19 @@ def test_triton_path_launches_only_kernels(monkeypatch):
 @needs_triton
 def test_triton_bf16_operands_round_to_nearest(monkeypatch):
     """16-bit inputs multiply in their own dtype (fp32 accumulation); under the interpreter, whose
-    bfloat16 tl.dot multiplies bit patterns and whose casts truncate, _mm rounds the operands to
-    the nearest bfloat16 in fp32 instead: exactly torch's (the GPU's) rounding."""
+    bfloat16 tl.dot multiplies bit patterns and whose casts truncate, zoo.kernels._tl.dot_16bit
+    (linear attention's and GLA's 16-bit dots) rounds the operands to the nearest bfloat16 in fp32
+    instead: exactly torch's (the GPU's) rounding."""
     import triton
     import triton.language as tl
 
-    from zoo.kernels.linear_attention import triton_linear_attention as kernels
+    from zoo.kernels import _tl
 
-    monkeypatch.setitem(globals(), "_round_to_bf16", kernels._round_to_bf16)  # a jit body sees module globals
+    monkeypatch.setitem(globals(), "round_to_bf16", _tl.round_to_bf16)  # a jit body sees module globals
 
     @triton.jit
     def rounded(X, Y, N: tl.constexpr):
-        tl.store(Y + tl.arange(0, N), _round_to_bf16(tl.load(X + tl.arange(0, N))))  # noqa: F821
+        tl.store(Y + tl.arange(0, N), round_to_bf16(tl.load(X + tl.arange(0, N))))  # noqa: F821
 
     x = torch.randn(4096, generator=torch.Generator().manual_seed(0)).to(DEVICE) * 3
     x[:4] = torch.tensor([1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 0.0])  # ties go to even
