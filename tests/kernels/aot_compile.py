@@ -166,24 +166,17 @@ def _describe(value):
 def _jit_functions():
     """{"module:name": [called "module:name", ...]} for every jit function defined in kernels/*/triton_*.py."""
     import ast
-    import importlib
     import inspect
     import textwrap
-    from pathlib import Path
 
     from triton.runtime.interpreter import InterpretedFunction
     from triton.runtime.jit import JITFunction
 
-    import zoo.kernels
     from zoo.kernels._autotune import base_jit_function
 
     kinds = (InterpretedFunction, JITFunction)
     found = {}
-    files = sorted(Path(zoo.kernels.__file__).parent.glob("*/triton_*.py"))
-    if not files:
-        raise RuntimeError(f"no kernels/*/triton_*.py next to {zoo.kernels.__file__}")
-    for path in files:
-        module = importlib.import_module(f"zoo.kernels.{path.parent.name}.{path.stem}")
+    for module in _kernel_modules():
         for name, obj in vars(module).items():
             obj = base_jit_function(obj)
             if not isinstance(obj, kinds) or obj.fn.__module__ != module.__name__:
@@ -205,18 +198,26 @@ def _jit_functions():
     return found
 
 
-def _autotuned_configs() -> dict:
-    """{id(interpreted jit function): [each candidate config's launch kwargs]} for every autotuned
-    kernel in kernels/*/triton_*.py."""
+def _kernel_modules() -> list:
+    """The imported kernel modules, kernels/*/triton_*.py."""
     import importlib
     from pathlib import Path
 
     import zoo.kernels
+
+    files = sorted(Path(zoo.kernels.__file__).parent.glob("*/triton_*.py"))
+    if not files:
+        raise RuntimeError(f"no kernels/*/triton_*.py next to {zoo.kernels.__file__}")
+    return [importlib.import_module(f"zoo.kernels.{path.parent.name}.{path.stem}") for path in files]
+
+
+def _autotuned_configs() -> dict:
+    """{id(interpreted jit function): [each candidate config's launch kwargs]} for every autotuned
+    kernel in kernels/*/triton_*.py."""
     from zoo.kernels._autotune import base_jit_function, tuned_configs
 
     found = {}
-    for path in sorted(Path(zoo.kernels.__file__).parent.glob("*/triton_*.py")):
-        module = importlib.import_module(f"zoo.kernels.{path.parent.name}.{path.stem}")
+    for module in _kernel_modules():
         for obj in vars(module).values():
             configs = tuned_configs(obj)
             if configs:
